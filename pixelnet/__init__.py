@@ -18,6 +18,7 @@ from .layers import MaskedConv2d, param_count
 from .multiscale import MultiScale
 from .pixelcnn import PixelCNN
 from .row_lstm import RowLSTM
+from .sampling import SampleEvent, sample, sample_stream
 
 MODELS: dict[str, type[PixelModel]] = {
     m.arch: m for m in (PixelCNN, RowLSTM, DiagonalBiLSTM, MultiScale)}
@@ -60,5 +61,5 @@ def bits_per_dim(nats: torch.Tensor | float, dims: int) -> torch.Tensor | float:
 
 
 __all__ = ["ARCHITECTURES", "MODELS", "build_model", "nll", "nll_map", "bits_per_dim",
-           "save_checkpoint", "load_checkpoint", "read_checkpoint", "param_count",
+           "sample", "sample_stream", "SampleEvent", "save_checkpoint", "load_checkpoint", "read_checkpoint", "param_count",
            "MaskedConv2d", "PixelModel", "PixelCNN", "RowLSTM", "DiagonalBiLSTM", "MultiScale"]

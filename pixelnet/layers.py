@@ -88,10 +88,10 @@ def lstm_update(gates: torch.Tensor, c: torch.Tensor, dim: int = 1
     o, f, i are sigmoids and g is a tanh (paper eq. 3):
     ``c = f * c_prev + i * g``, ``h = o * tanh(c)``.
     """
-    o, f, i, g = gates.chunk(4, dim)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    h = torch.sigmoid(o) * torch.tanh(c)
-    return h, c
+    h = gates.shape[dim] // 4
+    o, f, i = torch.sigmoid(gates.narrow(dim, 0, 3 * h)).chunk(3, dim)   # one sigmoid for 3 gates
+    c = f * c + i * torch.tanh(gates.narrow(dim, 3 * h, h))
+    return o * torch.tanh(c), c
 
 
 def skew(x: torch.Tensor) -> torch.Tensor:
@@ -222,6 +222,7 @@ class DiagonalBiLSTMLayer(nn.Module):
         self.h = h
         # both directions' input-to-state maps in one conv: 8h = 2 directions x [o, f, i, g]
         self.i2s = MaskedConv2d(2 * h, 8 * h, 1, "B", channels, out_blocks=8)
+        # 2x1 state-to-state kernel per direction: tap 0 on the cell above, tap 1 on the left
         self.s2s = nn.ModuleList([nn.Conv1d(h, 4 * h, 2) for _ in range(2)])
         self.h0 = nn.ParameterList([init_state(h) for _ in range(2)])
         self.c0 = nn.ParameterList([init_state(h) for _ in range(2)])
@@ -236,16 +237,18 @@ class DiagonalBiLSTMLayer(nn.Module):
             xs = xs + self.cond(cond)
         return xs[:, : 4 * self.h], xs[:, 4 * self.h:]
 
-    def column_step(self, d: int, xs: torch.Tensor, h: torch.Tensor, c: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One LSTM step of direction ``d`` for a column of cells.
+    def cell(self, d: int, xs: torch.Tensor, h_above: torch.Tensor, h_left: torch.Tensor,
+             c_left: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One LSTM step of direction ``d`` for any number of cells ``(B, *, R)``.
 
-        ``xs``: ``(B, 4h, R)`` input-to-state of the column's cells; ``h, c``: ``(B, h, R)``
-        the previous column's state at the same rows. Cell ``r`` sees ``h[r-1]`` (the
-        learned ``h0`` above the first) and ``h[r]``.
+        ``xs`` ``(B, 4h, R)``: input-to-state; ``h_above``, ``h_left``, ``c_left``
+        ``(B, h, R)``: the cell above and the cell before it in the direction of travel
+        (the 2x1 state-to-state kernel on the skewed map). Shared by the full scan and the
+        fast sampler so that both compute exactly the same thing.
         """
-        top = self.h0[d][None, :, None].expand(h.shape[0], -1, 1)
-        return lstm_update(xs + self.s2s[d](torch.cat([top, h], 2)), c)
+        w, b = self.s2s[d].weight, self.s2s[d].bias          # (4h, h, 2), (4h,)
+        ss = torch.einsum("oik,birk->bor", w, torch.stack([h_above, h_left], -1))
+        return lstm_update(xs + ss + b[:, None], c_left)
 
     def scan(self, d: int, xs: torch.Tensor) -> torch.Tensor:
         """Run direction ``d`` over ``xs`` ``(B, 4h, H, W)``; returns ``h`` ``(B, h, H, W)``."""
@@ -257,7 +260,8 @@ class DiagonalBiLSTMLayer(nn.Module):
         h, c = h0, c0
         cols = []
         for t in range(W + H - 1):                         # the only loop: a skewed column per step
-            hn, cn = self.column_step(d, sk[..., t], h, c)
+            above = torch.cat([h0[..., :1], h[..., :-1]], 2)   # cell r sees h[r-1]; h0 above row 0
+            hn, cn = self.cell(d, sk[..., t], above, h, c)
             inside = ((t - r >= 0) & (t - r < W))[None, None]   # (1, 1, H) cells in the image
             h, c = torch.where(inside, hn, h0), torch.where(inside, cn, c0)
             cols.append(h)
