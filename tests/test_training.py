@@ -1,0 +1,162 @@
+"""Training pipeline: outputs, resume after kill -9, DDP agreement, evaluate and publish.
+Tiny models on a few dozen MNIST digits; one CPU thread per process."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import pixelnet
+from pixelnet.data import load_eval_set
+from training import evaluate, publish, train
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = str(REPO / "training" / "train.py")
+# 64 digits at batch 4: 16 steps per epoch
+TINY = ["--arch", "pixelcnn", "--dataset", "mnist", "--layers", "1", "--h", "4", "--out-h", "8",
+        "--max-train-images", "64", "--max-val-images", "32", "--batch-size", "4",
+        "--lr", "0.01", "--threads", "1"]
+
+
+def paths(tmp_path, name):
+    return ["--out", str(tmp_path / name / "m.pt"), "--run-dir", str(tmp_path / name / "run")]
+
+
+def state(tmp_path, name):
+    return torch.load(tmp_path / name / "run" / "last.pt", weights_only=True)
+
+
+def assert_same_weights(a, b, atol=0.0):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=0, atol=atol), k
+
+
+def test_train_writes_checkpoint_log_and_curve(tmp_path):
+    r = train.main(TINY + paths(tmp_path, "a") + ["--epochs", "2", "--log-every", "4"])
+    assert r["step"] == 32
+    model = pixelnet.load_checkpoint(tmp_path / "a" / "m.pt")
+    meta = model.metadata
+    assert meta["dataset"] == "mnist" and meta["data_source"] == "offline"
+    assert meta["train_images"] == 64 and meta["step"] in (16, 32)
+    assert meta["epochs"] == meta["step"] / 16 and meta["val_nll"] == r["best_val"]
+    assert "CPU" in meta["hardware"] and meta["train_seconds"] > 0
+    assert model.config["layers"] == 1 and model.config["h"] == 4
+    rows = list(csv.DictReader(open(tmp_path / "a" / "m_log.csv")))
+    val = [r for r in rows if r["split"] == "val"]
+    trn = [float(r["nats"]) for r in rows if r["split"] == "train"]
+    assert [int(r["step"]) for r in val] == [16, 32]
+    assert len(trn) == 8 and trn[-1] < trn[0] - 50          # it learns
+    assert (tmp_path / "a" / "m_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert state(tmp_path, "a")["step"] == 32
+    # resuming a finished run does nothing; resuming it as another model is an error
+    assert train.main(TINY + paths(tmp_path, "a") + ["--epochs", "2", "--resume"])["step"] == 32
+    other = [a if a != "pixelcnn" else "row_lstm" for a in TINY]
+    with pytest.raises(ValueError, match="pixelcnn run"):
+        train.main(other + paths(tmp_path, "a") + ["--resume"])
+
+
+def test_time_budget_stops_cleanly(tmp_path):
+    r = train.main(TINY + paths(tmp_path, "b") + ["--time-budget", "1e-6"])
+    assert r["step"] == 1
+    assert pixelnet.load_checkpoint(tmp_path / "b" / "m.pt").metadata["step"] == 1
+    assert state(tmp_path, "b")["step"] == 1
+
+
+def test_resume_after_kill_matches_straight_run(tmp_path):
+    """kill -9 mid-run, resume: the same weights as a run never interrupted."""
+    n = 24                                              # crosses an epoch boundary (16)
+    straight = train.main(TINY + paths(tmp_path, "straight") + ["--max-steps", str(n)])
+    assert straight["step"] == n
+    proc = subprocess.Popen([sys.executable, TRAIN, *TINY, *paths(tmp_path, "killed"),
+                             "--save-every", "0", "--resume"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "run" / "last.pt"
+    deadline = time.time() + 60
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if last.is_file() and torch.load(last, weights_only=True)["step"] >= 3:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    saved = state(tmp_path, "killed")["step"]         # the file is whole, never corrupt
+    assert 3 <= saved < n, f"killed at step {saved}: not mid-run"
+    resumed = train.main(TINY + paths(tmp_path, "killed") + ["--max-steps", str(n), "--resume"])
+    assert resumed["step"] == n
+    assert_same_weights(state(tmp_path, "straight")["model"], state(tmp_path, "killed")["model"])
+    log = state(tmp_path, "killed")["log"]
+    assert [r["step"] for r in log if r["split"] == "val"] == [16, 24]
+
+
+def test_ddp_two_processes_match_single_process(tmp_path):
+    """torchrun, 2 CPU processes (gloo), 2 images each = the 1-process run at batch 4."""
+    args = TINY + ["--max-steps", "6", "--val-every", "3"]
+    train.main(args + paths(tmp_path, "single"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                    "--standalone", TRAIN, *args, *paths(tmp_path, "ddp")],
+                   check=True, env=env, timeout=120, capture_output=True)
+    one, two = state(tmp_path, "single"), state(tmp_path, "ddp")
+    assert two["step"] == 6 and "2 x CPU" in two["hardware"][0]
+    assert_same_weights(one["model"], two["model"], atol=1e-6)
+    val1 = [r["nats"] for r in one["log"] if r["split"] == "val"]
+    val2 = [r["nats"] for r in two["log"] if r["split"] == "val"]
+    assert len(val1) == 2 and val1 == pytest.approx(val2, rel=1e-5)
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = pixelnet.build_model("pixelcnn", layers=1, h=4, out_h=8)
+    path = tmp_path / "ckpt" / "mnist_pixelcnn.pt"
+    pixelnet.save_checkpoint(model, path, dataset="mnist", data_source="offline",
+                             train_images=0, epochs=0, step=0, train_seconds=0.0,
+                             hardware="none")
+    return model, path
+
+
+def test_evaluate(tiny_checkpoint, capsys):
+    model, path = tiny_checkpoint
+    r = evaluate.main([str(path), "--limit", "40", "--batch-size", "16"])
+    want = pixelnet.nll(model, load_eval_set("mnist", "test")[:40]).mean().item()
+    assert r["nats"] == pytest.approx(want, rel=1e-5) and r["images"] == 40
+    assert r["bits_per_dim"] == pytest.approx(want / (784 * 0.6931471805599453))
+    out = capsys.readouterr().out
+    assert "test NLL" in out and "nats/image" in out and "bits/dim" in out
+    assert "every 9th image" in out and "mnist9k.npz" in out
+    with pytest.raises(ValueError, match="--limit"):
+        evaluate.evaluate(path, limit=0)
+    # the command line, as a user runs it
+    cli = subprocess.run([sys.executable, str(REPO / "training" / "evaluate.py"), str(path),
+                          "--split", "val", "--limit", "8"], capture_output=True, text=True)
+    assert cli.returncode == 0 and "val NLL" in cli.stdout
+
+
+def test_publish(tiny_checkpoint):
+    model, path = tiny_checkpoint
+    entries = publish.main(["--dir", str(path.parent), "--samples", "4", "--limit", "20"])
+    (e,) = entries
+    want = evaluate.evaluate(path, limit=20)["nats"]
+    assert e["file"] == path.name and e["arch"] == "pixelcnn" and e["dataset"] == "mnist"
+    assert e["params"] == pixelnet.param_count(model) and e["test_nll"] == pytest.approx(want)
+    assert pixelnet.load_checkpoint(path).metadata["test_nll"] == pytest.approx(want)
+    manifest = (path.parent / "manifest.json").read_text()
+    assert '"test_bits_per_dim"' in manifest and path.name in manifest
+    assert "| `mnist_pixelcnn.pt` | mnist | pixelcnn |" in (path.parent / "README.md").read_text()
+    assert (path.parent / "mnist_pixelcnn_samples.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown --arch"):
+        train.main(["--arch", "transformer"])
+    with pytest.raises(ValueError, match="small_h"):
+        train.main(TINY + paths(tmp_path, "c") + ["--small-h", "3"])
+    with pytest.raises(ValueError, match="no full batch"):
+        train.main(TINY + paths(tmp_path, "c") + ["--batch-size", "128"])

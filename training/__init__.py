@@ -1,0 +1,1 @@
+"""Command-line scripts: train.py, evaluate.py, publish.py (importable for the tests)."""

@@ -1,0 +1,128 @@
+"""Evaluate the trained checkpoints and describe them for the repository.
+
+    python training/publish.py [--dir checkpoints] [--samples 64] [--skip-eval]
+
+For every ``{dataset}_{arch}.pt`` in ``--dir``: measures the test NLL (``training/evaluate.py``)
+and stores it in the checkpoint's metadata, draws a sample grid ``{stem}_samples.png``
+(``pixelnet.sample``), then writes ``manifest.json`` (one entry per file) and ``README.md``
+(a table) in the same folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torchvision.utils import save_image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+import pixelnet  # noqa: E402
+from pixelnet.data import DATASETS  # noqa: E402
+from training.evaluate import evaluate  # noqa: E402
+
+TEST_KEYS = ("test_nll", "test_bits_per_dim", "test_split")
+
+
+def sample_grid(model: torch.nn.Module, path: Path, n: int = 64, seed: int = 0) -> float:
+    """Draw ``n`` samples (fixed seed) into a PNG grid, upscaled 2x; returns the seconds taken."""
+    t = time.perf_counter()
+    x = pixelnet.sample(model, n, seed=seed)
+    seconds = time.perf_counter() - t
+    img = F.interpolate(x.float() / (model.cfg.levels - 1), scale_factor=2, mode="nearest")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(img, path, nrow=round(n ** 0.5), padding=2, pad_value=0.5)
+    return seconds
+
+
+def describe(path: Path, skip_eval: bool = False, samples: int = 64, seed: int = 0,
+             limit: int | None = None) -> dict:
+    """The manifest entry of one checkpoint, after measuring (and storing) its test NLL and
+    drawing its sample grid."""
+    model = pixelnet.load_checkpoint(path)
+    meta = model.metadata
+    if not (skip_eval and all(k in meta for k in TEST_KEYS)):
+        r = evaluate(path, "test", limit=limit)
+        test = dict(test_nll=r["nats"], test_bits_per_dim=r["bits_per_dim"],
+                    test_split=r["split_description"])
+        if any(meta.get(k) != v for k, v in test.items()):
+            meta.update(test)
+            pixelnet.save_checkpoint(model, path, **meta)
+    entry = dict(
+        file=path.name, dataset=meta.get("dataset"), arch=model.config["arch"],
+        params=pixelnet.param_count(model), size_bytes=path.stat().st_size,
+        config=model.config, train_images=meta.get("train_images"),
+        train_split=meta.get("train_split"), epochs=meta.get("epochs"), steps=meta.get("step"),
+        train_seconds=meta.get("train_seconds"), hardware=meta.get("hardware"),
+        val_nll=meta.get("val_nll"), **{k: meta.get(k) for k in TEST_KEYS})
+    if samples:
+        png = path.with_name(path.stem + "_samples.png")
+        entry["sample_seconds"] = round(sample_grid(model, png, samples, seed), 1)
+        entry["samples"] = png.name
+    return entry
+
+
+def _hours(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds / 3600:.1f} h"
+
+
+def readme(entries: list[dict]) -> str:
+    """A Markdown table of the manifest entries."""
+    lines = ["# Trained checkpoints", "",
+             "Written by `python training/publish.py`; reproduce a number with "
+             "`python training/evaluate.py checkpoints/<file>`. Binarized MNIST NLL is in nats "
+             "per image, the 8-bit datasets' in bits per dimension (both are in "
+             "`manifest.json`).", "",
+             "| checkpoint | dataset | arch | params | test NLL | test split | train images "
+             "| epochs | training time | hardware | samples |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        if e["test_nll"] is None:
+            nll = "?"
+        elif DATASETS[e["dataset"]].binarized:
+            nll = f"{e['test_nll']:.2f} nats"
+        else:
+            nll = f"{e['test_bits_per_dim']:.3f} bits/dim"
+        grid = f"![]({e['samples']})" if e.get("samples") else ""
+        lines.append(f"| `{e['file']}` | {e['dataset']} | {e['arch']} | {e['params']:,} | {nll} "
+                     f"| {e['test_split']} | {e['train_images']} | {e['epochs']} "
+                     f"| {_hours(e['train_seconds'])} | {e['hardware']} | {grid} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dir", default=str(REPO / "checkpoints"), help="folder of the checkpoints")
+    p.add_argument("--samples", type=int, default=64, help="images per sample grid (0: none)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--skip-eval", action="store_true",
+                   help="reuse the test NLL stored in a checkpoint when it has one")
+    p.add_argument("--limit", type=int, default=None, help="evaluate on the first N test images")
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    folder = Path(a.dir)
+    files = sorted(folder.glob("*.pt"))
+    if not files:
+        raise ValueError(f"no checkpoints (*.pt) in {folder}")
+    entries = []
+    for f in files:
+        entries.append(describe(f, a.skip_eval, a.samples, a.seed, a.limit))
+        e = entries[-1]
+        print(f"{f.name}: test {e['test_nll']:.3f} nats ({e['test_bits_per_dim']:.4f} bits/dim) "
+              f"on {e['test_split']}", flush=True)
+    (folder / "manifest.json").write_text(json.dumps({"checkpoints": entries}, indent=2) + "\n")
+    (folder / "README.md").write_text(readme(entries))
+    return entries
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ValueError as e:
+        sys.exit(f"error: {e}")
