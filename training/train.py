@@ -63,8 +63,9 @@ class TrainConfig:
     ``lr_decay`` per epoch. The model's own config dataclass (e.g. ``DiagonalBiLSTMConfig``)
     holds the paper's layer sizes; ``hparams`` overrides them.
     """
-    arch: str = field(default="diagonal_bilstm", metadata={"help": "architecture"})
-    dataset: str = field(default="mnist", metadata={"help": "dataset"})
+    arch: str = field(default="diagonal_bilstm", metadata={
+        "help": "architecture: " + ", ".join(pixelnet.ARCHITECTURES)})
+    dataset: str = field(default="mnist", metadata={"help": "dataset: " + ", ".join(DATASETS)})
     batch_size: int = field(default=16, metadata={
         "help": "global batch, split evenly over the DDP processes (paper: 16)"})
     optimizer: str = field(default="adam", metadata={"help": "adam or rmsprop"})
@@ -203,6 +204,10 @@ def train(cfg: TrainConfig, run: argparse.Namespace) -> dict:
         if (saved.arch, saved.dataset) != (cfg.arch, cfg.dataset):
             raise ValueError(f"{state_path} is a {saved.dataset}/{saved.arch} run, not "
                              f"{cfg.dataset}/{cfg.arch}; pass a different --out or --run-dir")
+        ignored = [k for k, v in asdict(cfg).items()
+                   if v != getattr(saved, k) and k != "data_source"]
+        if ignored and rank == 0:
+            print(f"resuming with the run's stored settings; ignoring --{', --'.join(ignored)}")
         cfg = saved
     cfg.validate()
     if cfg.batch_size % world:
@@ -377,11 +382,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     for name, f in _model_fields().items():
         kind = types[f.type]
         g.add_argument("--" + name.replace("_", "-"), dest="hp_" + name, default=None,
+                       metavar=None if kind is bool else name.upper(),
                        type=None if kind is bool else kind,
                        action=argparse.BooleanOptionalAction if kind is bool else None)
     r = p.add_argument_group("run control")
     r.add_argument("--epochs", type=int, default=30, help="stop after this many epochs in all")
-    r.add_argument("--max-steps", type=int, default=0, help="stop after this many steps in all")
+    r.add_argument("--max-steps", type=int, default=0, help="stop after this many steps in all (0: no limit)")
     r.add_argument("--time-budget", type=float, default=0,
                    help="seconds for this invocation; then validate, save and exit (0: none)")
     r.add_argument("--out", default=None, help="best checkpoint [checkpoints/{dataset}_{arch}.pt]")
