@@ -39,6 +39,13 @@ VAL_EVERY = 16          # val = every 16th image of what is left for training
 EVAL_SEED = 1234        # the one fixed binarization of MNIST val/test images
 DOWNLOAD_TIMEOUT_S = 10
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+TORCHVISION = {"mnist": "MNIST", "fashion": "FashionMNIST", "cifar10": "CIFAR10"}
+OFFLINE_HINTS = {
+    "mnist": "mnist9k.npz (images, labels) in a data folder",
+    "emoji": "emoji32.npz (images) in a data folder",
+    "fashion": f"`apt-get install dataset-fashion-mnist` (IDX files in {DEBIAN_FASHION}) "
+               "or the IDX files in a data folder",
+}
 
 
 @dataclass(frozen=True)
@@ -101,10 +108,10 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def _torchvision(name: str, root, download: bool) -> dict[str, torch.Tensor] | None:
     """{"train", "test"} from torchvision, or None if not on disk / not downloadable."""
-    import torchvision.datasets as tvd
-    cls = {"mnist": tvd.MNIST, "fashion": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}.get(name)
-    if cls is None:
+    if name not in TORCHVISION:
         return None
+    import torchvision.datasets
+    cls = getattr(torchvision.datasets, TORCHVISION[name])
     roots = [_download_dir(root)] if download else [_download_dir(root), *data_dirs(root)]
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)     # no network: fail fast, never hang
@@ -162,16 +169,13 @@ def _load_source(name: str, root, source: str) -> tuple[dict[str, torch.Tensor],
         tv = _torchvision(name, root, download=True)
         found = (tv, f"torchvision {name}") if tv else None
     if found is None:
+        options = [f"torchvision {TORCHVISION[name]} (downloads need network; saved to "
+                   f"{_download_dir(root)})"] if name in TORCHVISION else []
+        options += [OFFLINE_HINTS[name]] if name in OFFLINE_HINTS else []
         raise ValueError(
-            f"dataset {name!r} not found (source={source!r}). Options: torchvision download "
-            f"(needs network, saves to {_download_dir(root)}); "
-            + {"mnist": "mnist9k.npz (images, labels) in a data folder; ",
-               "emoji": "emoji32.npz (images) in a data folder; ",
-               "fashion": "`apt-get install dataset-fashion-mnist` (IDX files in "
-                          f"{DEBIAN_FASHION}) or the IDX files in a data folder; ",
-               "cifar10": ""}[name]
-            + f"data folders searched: {', '.join(map(str, data_dirs(root)))} "
-              "(set one with root= / --data-root or $PIXELNET_DATA)")
+            f"dataset {name!r} not found (source={source!r}). Options: {'; '.join(options)}. "
+            f"Data folders searched: {', '.join(map(str, data_dirs(root)))} "
+            "(set one with root= / --data-root or $PIXELNET_DATA)")
     _CACHE[key] = found
     return found
 
