@@ -87,6 +87,46 @@ def prepare(model: PixelModel, n: int, known: torch.Tensor | None, mask: torch.T
     return x, gen.clone()
 
 
+PRESETS = ("blank", "single_pixel", "top_half", "region")
+
+
+def completion_inputs(preset: str, channels: int, height: int, width: int,
+                      image: torch.Tensor | None = None, pixel: tuple[int, int] = (0, 0),
+                      region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(known, mask)`` for a completion preset, ready for :func:`sample_stream`.
+
+    - ``blank``: generate everything;
+    - ``single_pixel``: keep one pixel (``pixel``, its value from ``image`` or level 0 if none
+      is given) and generate all the others (the seed's "complete an image from one pixel");
+    - ``top_half``: keep the top half of ``image``, generate the bottom (the paper's
+      occlusion completions);
+    - ``region``: keep ``image`` except where ``region`` (BoolTensor ``(H, W)``) is True.
+    """
+    shape = (1, channels, height, width)
+    known = torch.zeros(shape, dtype=torch.long) if image is None else image.reshape(shape).long()
+    mask = torch.ones(height, width, dtype=torch.bool)
+    if preset == "blank":
+        pass
+    elif preset == "single_pixel":
+        i, j = pixel
+        if not (0 <= i < height and 0 <= j < width):
+            raise ValueError(f"pixel {pixel} is outside the {height}x{width} image")
+        mask[i, j] = False
+    elif preset == "top_half":
+        if image is None:
+            raise ValueError("top_half needs an image whose top half is kept")
+        mask[: height // 2] = False
+    elif preset == "region":
+        if image is None or region is None:
+            raise ValueError("region needs an image and a BoolTensor region (True = regenerate)")
+        if region.shape != (height, width) or region.dtype != torch.bool:
+            raise ValueError(f"region must be a BoolTensor of shape ({height}, {width})")
+        mask = region.clone()
+    else:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+    return known, mask
+
+
 # ----------------------------------------------------------------------------- engines
 
 class NaiveEngine:
@@ -387,7 +427,7 @@ def sample_stream(model: PixelModel, n: int = 1, known: torch.Tensor | None = No
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.no_grad():           # not inference_mode: callers may backprop through results
             engine = make_engine(model, x, method)
             todo = [(i, j, c) for (i, j) in model.generation_order()
                     for c in range(model.cfg.channels) if gen[:, c, i, j].any()]

@@ -1,0 +1,114 @@
+"""Sampling engine tests: fast == naive at every step, determinism, completion, temperature,
+event order. Tiny configs, every architecture, 1-channel binary and RGB 256 levels."""
+import pytest
+import torch
+
+import pixelnet
+from pixelnet.sampling import completion_inputs, sample_stream
+from conftest import tiny_model
+
+
+def small(arch, data):
+    return tiny_model(arch, height=6, width=6, **data)
+
+
+def test_fast_matches_naive_at_every_step(arch, data):
+    m = small(arch, data)
+    naive = list(sample_stream(m, 2, seed=3, method="naive"))
+    fast = list(sample_stream(m, 2, seed=3, method="fast"))
+    assert len(naive) == len(fast) == 6 * 6 * data["channels"]
+    for a, b in zip(naive, fast):
+        assert (a.i, a.j, a.c) == (b.i, b.j, b.c)
+        torch.testing.assert_close(a.probs, b.probs, rtol=1e-4, atol=1e-5)
+        assert torch.equal(a.value, b.value)
+    assert torch.equal(naive[-1].image, fast[-1].image)
+    # the same seed gives the same images; sample() agrees with the stream
+    assert torch.equal(pixelnet.sample(m, 2, seed=3), fast[-1].image)
+
+
+def test_probs_are_the_models_conditionals(arch):
+    """Each event's distribution is softmax(logits) of the full model at that sub-pixel of
+    the final image (the model is causal, so later pixels do not change it)."""
+    m = small(arch, dict(channels=3, levels=256))
+    events = list(sample_stream(m, 1, seed=0))
+    with torch.no_grad():
+        p = torch.softmax(m(events[-1].image), 1)
+    for e in events[::7]:
+        torch.testing.assert_close(e.probs[0], p[0, :, e.c, e.i, e.j], rtol=1e-4, atol=1e-5)
+
+
+def test_known_pixels_are_never_changed(arch, data):
+    m = small(arch, data)
+    g = torch.Generator().manual_seed(0)
+    known = torch.randint(0, data["levels"], (3, data["channels"], 6, 6), generator=g)
+    mask = torch.rand(3, data["channels"], 6, 6, generator=g) < 0.5
+    for method in ("fast", "naive"):
+        out = pixelnet.sample(m, 3, known=known, mask=mask, seed=1, method=method)
+        assert torch.equal(out[~mask], known[~mask])
+        assert out.min() >= 0 and out.max() < data["levels"]
+    torch.testing.assert_close(
+        pixelnet.sample(m, 3, known=known, mask=mask, seed=1, method="fast"),
+        pixelnet.sample(m, 3, known=known, mask=mask, seed=1, method="naive"))
+
+
+def test_stream_order_one_event_per_generated_subpixel(arch):
+    m = small(arch, dict(channels=3, levels=256))
+    known, mask = completion_inputs("top_half", 3, 6, 6, image=torch.zeros(1, 3, 6, 6, dtype=torch.long))
+    events = list(sample_stream(m, 1, known=known, mask=mask, seed=0))
+    order = [(i, j) for (i, j) in m.generation_order() if mask[i, j]]
+    assert [(e.i, e.j, e.c) for e in events] == [(i, j, c) for (i, j) in order for c in range(3)]
+    assert all(e.total == len(events) and e.step == k for k, e in enumerate(events))
+    if arch != "multiscale":                  # plain raster order
+        assert order == sorted(order)
+
+
+def test_temperature_near_zero_gives_argmax(arch, data):
+    m = small(arch, data)
+    img = pixelnet.sample(m, 2, temperature=1e-6, seed=0)
+    with torch.no_grad():
+        assert torch.equal(m(img).argmax(1), img)
+    assert torch.equal(pixelnet.sample(m, 2, temperature=0, seed=5), img)
+    assert pixelnet.nll(m, img).requires_grad          # samples are ordinary tensors
+
+
+def test_seed_uses_private_generator():
+    m = small("row_lstm", dict(channels=1, levels=2))
+    torch.manual_seed(0)
+    a = pixelnet.sample(m, 4, seed=1)
+    state = torch.get_rng_state()
+    b = pixelnet.sample(m, 4, seed=1)
+    assert torch.equal(torch.get_rng_state(), state)      # global RNG untouched
+    assert torch.equal(a, b)
+    assert not torch.equal(a, pixelnet.sample(m, 4, seed=2))
+
+
+def test_presets():
+    img = torch.randint(0, 256, (1, 3, 6, 8))
+    known, mask = completion_inputs("single_pixel", 3, 6, 8, image=img, pixel=(2, 3))
+    assert mask.sum() == 47 and not mask[2, 3] and torch.equal(known, img)
+    known, mask = completion_inputs("top_half", 3, 6, 8, image=img)
+    assert not mask[:3].any() and mask[3:].all()
+    region = torch.zeros(6, 8, dtype=torch.bool)
+    region[1:3, 2:5] = True
+    assert torch.equal(completion_inputs("region", 3, 6, 8, image=img, region=region)[1], region)
+    m = tiny_model("diagonal_bilstm", channels=3, levels=256, height=6, width=8)
+    known, mask = completion_inputs("single_pixel", 3, 6, 8, image=img, pixel=(0, 0))
+    out = pixelnet.sample(m, 2, known=known, mask=mask, seed=0)
+    assert torch.equal(out[:, :, 0, 0], img[:, :, 0, 0].expand(2, 3))
+
+
+def test_bad_arguments():
+    m = small("pixelcnn", dict(channels=1, levels=2))
+    with pytest.raises(ValueError, match="method"):
+        pixelnet.sample(m, 1, method="quick")
+    with pytest.raises(ValueError, match="temperature"):
+        pixelnet.sample(m, 1, temperature=-1)
+    with pytest.raises(ValueError, match="mask"):
+        pixelnet.sample(m, 1, known=torch.zeros(1, 1, 6, 6, dtype=torch.long),
+                        mask=torch.ones(5, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask"):
+        pixelnet.sample(m, 1, known=torch.zeros(1, 1, 6, 6, dtype=torch.long))
+    with pytest.raises(ValueError, match="n must"):
+        pixelnet.sample(m, 0)
+    with pytest.raises(ValueError, match="preset"):
+        completion_inputs("bottom", 1, 6, 8)
