@@ -1,0 +1,1 @@
+"""The PixelNet Gradio app (``python demo/app.py``) and its helpers."""

@@ -1,0 +1,236 @@
+"""Pictures in and out of the app: canvas <-> model levels, frames, bar charts, heatmaps.
+
+Everything here is plain numpy/PIL (no Gradio), drawn with PIL because a frame is rendered
+many times a second while the sampler runs. Images at the model's resolution are integer
+level arrays ``(C, H, W)``; on screen every model pixel is a ``SCALE x SCALE`` block.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+
+SCALE = 10                                  # screen pixels per model pixel
+PENDING = np.array([52, 62, 92], np.uint8)  # not generated yet
+MARK = (255, 40, 40)                        # the current position / the sampled value
+MASK_RGBA = (255, 40, 40, 140)              # painted "regenerate here"
+CHANNEL_COLOURS = {1: [(150, 150, 150)], 3: [(220, 70, 70), (70, 170, 70), (70, 110, 230)]}
+CHANNEL_NAMES = {1: ["gray"], 3: ["R", "G", "B"]}
+
+
+# ----------------------------------------------------------------------------- input
+
+def background_rgb(channels: int) -> tuple[int, int, int]:
+    """The datasets' background: black digits/clothes, white behind emoji."""
+    return (255, 255, 255) if channels == 3 else (0, 0, 0)
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open any image file PIL reads; ``ValueError`` with a clear message otherwise."""
+    name = os.path.basename(str(path))
+    try:
+        img = Image.open(path)
+        img.load()
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ValueError(f"{name!r} is not an image this app can read (PNG, JPEG, GIF, BMP, "
+                         f"WebP, ...): {type(e).__name__}") from None
+    return img
+
+
+def flatten(img: Image.Image, channels: int) -> Image.Image:
+    """Any mode -> ``RGB`` (3 channels) or ``L`` (1), transparency over the background."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):       # 16-bit / float: stretch
+        a = np.asarray(img, np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        img = Image.fromarray(((a - lo) / (hi - lo or 1) * 255).round().astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        back = Image.new("RGBA", rgba.size, background_rgb(channels) + (255,))
+        img = Image.alpha_composite(back, rgba)
+    return img.convert("RGB" if channels == 3 else "L")
+
+
+def to_levels(img: Image.Image, channels: int, levels: int, height: int, width: int,
+              invert_light: bool = False) -> np.ndarray:
+    """An image of any size and mode as model input ``(C, H, W)`` int64 in ``[0, levels)``.
+
+    Keeps the aspect ratio (pads with the background), averages down to ``H x W``, and
+    quantizes (2 levels: threshold at half). ``invert_light``: a grayscale image with a light
+    border (ink on paper) is inverted to the datasets' light-on-black.
+    """
+    img = flatten(img, channels)
+    if invert_light and channels == 1:
+        a = np.asarray(img)
+        if np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]).mean() > 127:
+            img = ImageOps.invert(img)
+    img = ImageOps.pad(img, (width, height), Image.Resampling.BOX,
+                       color=background_rgb(channels)[:channels] if channels == 3 else 0)
+    a = np.asarray(img, np.int64).reshape(height, width, channels).transpose(2, 0, 1)
+    if levels == 256:
+        return a
+    return np.minimum(a * levels // 256, levels - 1)
+
+
+# ----------------------------------------------------------------------------- output
+
+def to_rgb(x: np.ndarray, levels: int) -> np.ndarray:
+    """Levels ``(C, H, W)`` -> displayable ``(H, W, 3)`` uint8."""
+    a = (np.asarray(x, np.int64) * 255 // (levels - 1)).astype(np.uint8).transpose(1, 2, 0)
+    return np.repeat(a, 3, 2) if a.shape[2] == 1 else a
+
+
+def upscale(rgb: np.ndarray, scale: int = SCALE) -> np.ndarray:
+    """Nearest-neighbour upscaling of ``(H, W, ...)``."""
+    return rgb.repeat(scale, 0).repeat(scale, 1)
+
+
+def render_frame(x: np.ndarray, levels: int, pending: np.ndarray | None = None,
+                 pos: tuple[int, int] | None = None, scale: int = SCALE) -> np.ndarray:
+    """The image so far, upscaled: ``pending`` (H, W) pixels greyed out, ``pos`` outlined."""
+    rgb = to_rgb(x, levels)
+    if pending is not None:
+        rgb[pending] = PENDING
+    big = upscale(rgb, scale)
+    if pos is not None:
+        i, j = pos
+        y0, x0, y1, x1 = i * scale, j * scale, (i + 1) * scale - 1, (j + 1) * scale - 1
+        t = max(1, scale // 5)
+        for sl in ((slice(y0, y0 + t), slice(x0, x1 + 1)), (slice(y1 - t + 1, y1 + 1), slice(x0, x1 + 1)),
+                   (slice(y0, y1 + 1), slice(x0, x0 + t)), (slice(y0, y1 + 1), slice(x1 - t + 1, x1 + 1))):
+            big[sl] = MARK
+    return big
+
+
+def bar_chart(dists: list[np.ndarray | None], values: list[int | None], levels: int,
+              current: int | None = None, title: str = "", width: int = 520) -> Image.Image:
+    """One panel per channel: the softmax over ``levels`` as bars, the sampled value in red.
+
+    ``dists[c]`` is channel ``c``'s distribution (None: not drawn yet), ``values[c]`` the
+    value drawn there; ``current`` is the channel being sampled (its panel is framed).
+    """
+    C = len(dists)
+    names, colours = CHANNEL_NAMES.get(C, [str(c) for c in range(C)]), CHANNEL_COLOURS.get(C)
+    panel_h, top, left, right = 92, 22 if title else 4, 40, 8
+    img = Image.new("RGB", (width, top + panel_h * C), "white")
+    d = ImageDraw.Draw(img)
+    if title:
+        d.text((left, 5), title, fill="black")
+    plot_w = width - left - right
+    for c in range(C):
+        y0 = top + c * panel_h
+        base, plot_h = y0 + panel_h - 18, panel_h - 34
+        d.text((4, y0 + 4), names[c], fill=colours[c] if colours else "black")
+        if current is not None and c == current and C > 1:
+            d.rectangle((1, y0 + 1, width - 2, y0 + panel_h - 2), outline=(60, 60, 60))
+        d.line((left, base, left + plot_w, base), fill=(120, 120, 120))
+        p = dists[c]
+        if p is None:
+            d.text((left + 4, base - 20), "not sampled yet", fill=(120, 120, 120))
+            continue
+        p = np.asarray(p, np.float64)
+        pmax = float(p.max()) or 1.0
+        bw = plot_w / levels
+        v = values[c]
+        heights = np.round(p / pmax * plot_h).astype(int)
+        for k in np.nonzero(heights)[0]:
+            x0 = left + k * bw
+            d.rectangle((x0, base - heights[k], max(x0, x0 + bw - (1 if bw > 3 else 0)), base),
+                        fill=colours[c] if colours else "gray")
+        if v is not None:
+            xv = left + (v + 0.5) * bw
+            d.polygon([(xv, base + 2), (xv - 5, base + 10), (xv + 5, base + 10)], fill=MARK)
+            d.line((xv, base, xv, base - max(heights[v], 2)), fill=MARK, width=max(1, min(6, int(bw))))
+        ticks = range(levels) if levels <= 16 else (0, levels // 4, levels // 2, 3 * levels // 4, levels - 1)
+        for k in ticks:
+            d.text((left + (k + 0.5) * bw - 6, base + 3), str(k), fill=(90, 90, 90))
+        label = f"max p {pmax:.3f}" + (f"   sampled {v} (p = {p[v]:.3f})" if v is not None else "")
+        d.text((left + 4, y0 + 4), label, fill="black")
+    return img
+
+
+@lru_cache(maxsize=1)
+def _magma() -> np.ndarray:
+    import matplotlib
+    return (matplotlib.colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def heatmap(values: np.ndarray, vmax: float | None = None, scale: int = SCALE) -> np.ndarray:
+    """A non-negative map ``(H, W)`` as an upscaled magma image (0 black, ``vmax`` yellow)."""
+    vmax = float(values.max()) if vmax is None else vmax
+    idx = np.clip(np.asarray(values, np.float64) / (vmax or 1.0) * 255, 0, 255).astype(np.uint8)
+    return upscale(_magma()[idx], scale)
+
+
+def side_by_side(images: list[np.ndarray], labels: list[str], gap: int = 12) -> np.ndarray:
+    """Equal-size RGB images in a row, each with a caption line above it."""
+    h, w = images[0].shape[:2]
+    out = Image.new("RGB", (len(images) * (w + gap) - gap, h + 18), "white")
+    d = ImageDraw.Draw(out)
+    for k, (im, lab) in enumerate(zip(images, labels)):
+        out.paste(Image.fromarray(im), (k * (w + gap), 18))
+        d.text((k * (w + gap) + 2, 3), lab, fill="black")
+    return np.asarray(out)
+
+
+# ----------------------------------------------------------------------------- canvas
+
+def editor_value(x: np.ndarray, levels: int) -> dict:
+    """An ``ImageEditor`` value showing ``x`` (levels ``(C, H, W)``) as its background."""
+    return {"background": Image.fromarray(upscale(to_rgb(x, levels))), "layers": [],
+            "composite": None}
+
+
+def mask_editor_value(x: np.ndarray, levels: int, mask: np.ndarray) -> dict:
+    """The mask canvas: ``x`` as background, one layer painted where ``mask`` (H, W) is True."""
+    layer = np.zeros(mask.shape + (4,), np.uint8)
+    layer[mask] = MASK_RGBA
+    return {"background": Image.fromarray(upscale(to_rgb(x, levels))),
+            "layers": [Image.fromarray(upscale(layer))], "composite": None}
+
+
+def _as_image(v) -> Image.Image | None:
+    if v is None:
+        return None
+    if isinstance(v, Image.Image):
+        return v
+    if isinstance(v, np.ndarray):
+        return Image.fromarray(v)
+    return open_image(v)
+
+
+def editor_image(value: dict | None) -> Image.Image | None:
+    """What an ``ImageEditor`` shows (its composite, else background plus layers) as RGBA."""
+    if not isinstance(value, dict):
+        return None
+    comp = _as_image(value.get("composite"))
+    if comp is not None:
+        return comp.convert("RGBA")
+    bg = _as_image(value.get("background"))
+    layers = [_as_image(v) for v in value.get("layers") or []]
+    layers = [lay.convert("RGBA") for lay in layers if lay is not None]
+    if bg is None and not layers:
+        return None
+    out = bg.convert("RGBA") if bg is not None else Image.new("RGBA", layers[0].size, (0, 0, 0, 0))
+    for lay in layers:
+        out.alpha_composite(lay.resize(out.size, Image.Resampling.NEAREST))
+    return out
+
+
+def editor_mask(value: dict | None, height: int, width: int) -> np.ndarray | None:
+    """The painted area of an ``ImageEditor``'s layers as a ``(H, W)`` bool mask: a model
+    pixel is painted when at least half of its screen area is. None without layers."""
+    if not isinstance(value, dict):
+        return None
+    layers = [_as_image(v) for v in value.get("layers") or []]
+    layers = [lay for lay in layers if lay is not None]
+    if not layers:
+        return None
+    painted = np.zeros(layers[0].size[::-1], bool)
+    for lay in layers:
+        a = np.asarray(lay.convert("RGBA").resize(layers[0].size, Image.Resampling.NEAREST))
+        painted |= a[..., 3] > 0
+    small = Image.fromarray(painted.astype(np.uint8) * 255).resize((width, height), Image.Resampling.BOX)
+    return np.asarray(small) >= 128
