@@ -33,6 +33,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import gradio as gr  # noqa: E402
+from gradio import processing_utils  # noqa: E402
 
 import pixelnet  # noqa: E402
 from demo import imaging as im  # noqa: E402
@@ -346,22 +347,6 @@ class Threaded:
             self.stop.set()
 
 
-class Changed:
-    """Passes an image on only when it differs from the last one sent to the same output
-    (else ``gr.skip()``): Gradio rewrites a cached image file each time it is sent, which
-    can truncate it under a browser that is still loading the previous copy."""
-
-    def __init__(self):
-        self.last: dict[str, bytes] = {}
-
-    def send(self, output: str, img):
-        data = img.tobytes()
-        if self.last.get(output) == data:
-            return gr.skip()
-        self.last[output] = data
-        return img
-
-
 class Pacer:
     """Holds a stream to ``rate`` pixels per second (0: no wait) and says when a frame is
     due (at most ``MAX_FPS`` per second, and always the last one)."""
@@ -410,29 +395,28 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
         gr.Warning("Nothing to generate: paint the mask canvas where pixels should be "
                    "generated (or pick a preset).")
     yield run.frame(None), None, f"Starting… {status}", "", None, run
-    pacer, changed = Pacer(rate), Changed()
+    pacer, pos = Pacer(rate), None
     for ev in Threaded(lambda: pixelnet.sample_stream(
             model, 1, torch.from_numpy(known)[None], torch.from_numpy(gen), temperature, seed)):
         run.record(ev)
-        last = ev.step + 1 == ev.total
+        pos = (ev.i, ev.j)
         pacer.wait((ev.step + 1) / C)
-        if pacer.frame_due(last):
+        if pacer.frame_due(ev.step + 1 == ev.total):
             k, n = ev.step // C + 1, ev.total // C
             channel = f" {im.CHANNEL_NAMES[C][ev.c]}" if C > 1 else ""
             progress = (f"Pixel {k} of {n} at ({ev.i}, {ev.j}){channel} · "
                         f"{k / max(pacer.elapsed(), 1e-6):.0f} pixels/s · {status}")
             chart = run.chart(ev.i, ev.j, ev.c, f"pixel ({ev.i}, {ev.j}): softmax over {L} "
                                                 f"levels, sampled value in red")
-            yield (changed.send("frame", run.frame(None if last else (ev.i, ev.j))),
-                   changed.send("chart", chart), progress, gr.skip(), gr.skip(), run)
+            yield run.frame(pos), chart, progress, gr.skip(), gr.skip(), run
     nats, ent = run.finish(model)
-    dims = known.size
-    result = (f"**NLL of this sample: {nats:.2f} nats** ({pixelnet.bits_per_dim(nats, dims):.3f} "
-              f"bits/dim) under {ARCH_NAMES[arch]}; {int(gen.sum())} of {gen.size} pixels "
-              f"generated in {pacer.elapsed():.1f} s. Uncertainty map: entropy per pixel, "
-              f"0 (black) to {ent.max():.2f} bits (yellow). Click any pixel to inspect it.")
-    yield (changed.send("frame", run.frame(None)), gr.skip(), f"Done. {status}", result,
-           im.heatmap(ent), run)
+    result = (f"**NLL of this sample: {nats:.2f} nats** "
+              f"({pixelnet.bits_per_dim(nats, known.size):.3f} bits/dim) under {ARCH_NAMES[arch]}; "
+              f"{int(gen.sum())} of {gen.size} pixels generated in {pacer.elapsed():.1f} s. "
+              f"Uncertainty map: entropy per pixel, 0 (black) to {ent.max():.2f} bits (yellow). "
+              "Click any pixel to inspect it.")
+    chart = run.chart(*pos, title=f"last pixel ({pos[0]}, {pos[1]})") if pos else None
+    yield run.frame(None), chart, f"Done. {status}", result, im.heatmap(ent), run
 
 
 def compare(canvas: dict | None = None, mask: dict | None = None,
@@ -520,8 +504,34 @@ Click any pixel of the result to see the distribution the model had there. Paper
 *Pixel Recurrent Neural Networks*, van den Oord et al., ICML 2016."""
 
 
+def cache_images_atomically() -> None:
+    """Make Gradio write each cached image file once, atomically.
+
+    Gradio names a cached image after a hash of its bytes but rewrites the file every time
+    the same image is sent again (a repeated frame, an unchanged canvas background); a browser
+    still loading the previous copy then gets a truncated file. Same name means same bytes,
+    so an existing file is left alone, and a new one appears by an atomic rename."""
+    if getattr(processing_utils.save_pil_to_cache, "atomic", False):
+        return
+
+    def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        data = processing_utils.encode_pil_to_bytes(img, format)
+        folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        path = (folder / f"{name}.{format}").resolve()
+        if not path.is_file():
+            tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return str(path)
+
+    save_pil_to_cache.atomic = True
+    processing_utils.save_pil_to_cache = save_pil_to_cache
+
+
 def build_app() -> gr.Blocks:
     """The Gradio Blocks app (not launched)."""
+    cache_images_atomically()
     ds0 = DEFAULTS["dataset"]
     canvas0, mask0 = first_example(ds0)
     C0, L0 = shape(ds0)[1:3]
@@ -557,7 +567,7 @@ def build_app() -> gr.Blocks:
                         dataset = gr.Dropdown(list(DATASETS), value=ds0, label="Dataset", elem_id="dataset")
                         architecture = gr.Dropdown(
                             [ARCH_NAMES[a] for a in architectures(ds0)],
-                            value=DEFAULTS["architecture"], label="Architecture")
+                            value=DEFAULTS["architecture"], label="Architecture", elem_id="arch")
                     with gr.Row():
                         temperature = gr.Slider(0, 2, DEFAULTS["temperature"], step=0.05,
                                                 label="Temperature (0 = most likely value)")
@@ -568,21 +578,21 @@ def build_app() -> gr.Blocks:
                     status = gr.Markdown(model_status(ds0, DEFAULTS["architecture"]))
                 with gr.Column(scale=1, min_width=320):
                     frame = gr.Image(preview(canvas0, mask0, ds0),
-                                     label="Sample (click a pixel to inspect it)", type="numpy",
+                                     label="Sample", type="numpy",
                                      format="png", interactive=False, elem_id="frame",
                                      elem_classes="pixelated", height=380)
                     with gr.Row():
                         go = gr.Button("Generate", variant="primary", elem_id="generate")
                         stop = gr.Button("Stop", variant="stop", elem_id="stop")
-                    progress = gr.Markdown("", elem_id="progress")
+                    progress = gr.Markdown("", elem_id="progress", label="progress")
             with gr.Row(equal_height=False):
                 chart = gr.Image(im.bar_chart([None] * C0, [None] * C0, L0), type="pil",
                                  format="png", show_label=False, interactive=False,
-                                 elem_id="chart", scale=2)
+                                 elem_id="chart", scale=2, label="softmax")
                 entropy = gr.Image(None, type="numpy", format="png", interactive=False,
-                                   label="Uncertainty (entropy) map", elem_classes="pixelated",
+                                   label="Uncertainty (entropy)", elem_classes="pixelated",
                                    elem_id="entropy", height=300, scale=1)
-            result = gr.Markdown("", elem_id="result")
+            result = gr.Markdown("", elem_id="result", label="result")
             with gr.Row(equal_height=False):
                 inspect_chart = gr.Image(None, type="pil", format="png", interactive=False,
                                          show_label=False, scale=2, elem_id="inspect")
@@ -595,7 +605,7 @@ def build_app() -> gr.Blocks:
                                     elem_id="compare")
             compare_img = gr.Image(None, type="numpy", format="png", interactive=False,
                                    label="Side by side", elem_classes="pixelated")
-            compare_table = gr.Markdown("")
+            compare_table = gr.Markdown("", label="table")
         with gr.Tab("Explain"):
             explain_tab()
 
@@ -647,12 +657,23 @@ THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
                        font_mono=["ui-monospace", "monospace"])   # no web fonts: works offline
 
 
+def serve(port: int | None = None, host: str | None = None, block: bool = True) -> gr.Blocks:
+    """Build and launch the app on ``host`` (``$GRADIO_SERVER_NAME`` or 0.0.0.0) and ``port``
+    (``$GRADIO_SERVER_PORT`` or 7860). ``block=False`` returns at once with the app running
+    (its address in ``.local_url``; ``.close()`` stops it)."""
+    demo = build_app()
+    demo.launch(server_name=host or os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+                server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                theme=THEME, css=CSS, show_error=True, prevent_thread_lock=not block,
+                quiet=not block)
+    return demo
+
+
 def main() -> None:
-    """Serve the app on 0.0.0.0, port ``$GRADIO_SERVER_PORT`` or 7860."""
+    """``python demo/app.py``: serve until interrupted (one torch thread per sampler: small
+    matrix products gain nothing from more, and several users share the cores)."""
     torch.set_num_threads(int(os.environ.get("PIXELNET_TORCH_THREADS", "1")))
-    port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
-    build_app().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
-                       server_port=port, theme=THEME, css=CSS, show_error=True)
+    serve()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 SCALE = 10                                  # screen pixels per model pixel
 PENDING = np.array([52, 62, 92], np.uint8)  # not generated yet
@@ -104,8 +104,17 @@ def render_frame(x: np.ndarray, levels: int, pending: np.ndarray | None = None,
     return big
 
 
+@lru_cache(maxsize=4)
+def font(size: int = 13) -> ImageFont.ImageFont:
+    """PIL's built-in font at ``size`` pixels (scalable where FreeType is available)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):                     # old PIL / no FreeType
+        return ImageFont.load_default()
+
+
 def bar_chart(dists: list[np.ndarray | None], values: list[int | None], levels: int,
-              current: int | None = None, title: str = "", width: int = 520) -> Image.Image:
+              current: int | None = None, title: str = "", width: int = 560) -> Image.Image:
     """One panel per channel: the softmax over ``levels`` as bars, the sampled value in red.
 
     ``dists[c]`` is channel ``c``'s distribution (None: not drawn yet), ``values[c]`` the
@@ -113,41 +122,51 @@ def bar_chart(dists: list[np.ndarray | None], values: list[int | None], levels: 
     """
     C = len(dists)
     names, colours = CHANNEL_NAMES.get(C, [str(c) for c in range(C)]), CHANNEL_COLOURS.get(C)
-    panel_h, top, left, right = 92, 22 if title else 4, 40, 8
+    f, small = font(14), font(12)
+    panel_h, top, left, right = 108, 24 if title else 4, 44, 10
     img = Image.new("RGB", (width, top + panel_h * C), "white")
     d = ImageDraw.Draw(img)
     if title:
-        d.text((left, 5), title, fill="black")
+        d.text((left, 4), title, fill="black", font=f)
     plot_w = width - left - right
     for c in range(C):
         y0 = top + c * panel_h
-        base, plot_h = y0 + panel_h - 18, panel_h - 34
-        d.text((4, y0 + 4), names[c], fill=colours[c] if colours else "black")
+        base, plot_h = y0 + panel_h - 20, panel_h - 54
+        colour = colours[c] if colours else (150, 150, 150)
+        d.text((6, base - plot_h // 2 - 8), names[c], fill=colour, font=f)
         if current is not None and c == current and C > 1:
             d.rectangle((1, y0 + 1, width - 2, y0 + panel_h - 2), outline=(60, 60, 60))
         d.line((left, base, left + plot_w, base), fill=(120, 120, 120))
         p = dists[c]
         if p is None:
-            d.text((left + 4, base - 20), "not sampled yet", fill=(120, 120, 120))
+            d.text((left + 4, base - 22), "not sampled yet", fill=(120, 120, 120), font=f)
             continue
         p = np.asarray(p, np.float64)
         pmax = float(p.max()) or 1.0
         bw = plot_w / levels
         v = values[c]
         heights = np.round(p / pmax * plot_h).astype(int)
+        gap = 1 if bw > 3 else 0
         for k in np.nonzero(heights)[0]:
             x0 = left + k * bw
-            d.rectangle((x0, base - heights[k], max(x0, x0 + bw - (1 if bw > 3 else 0)), base),
-                        fill=colours[c] if colours else "gray")
+            d.rectangle((x0 + gap, base - heights[k], max(x0 + gap, x0 + bw - gap), base), fill=colour)
+            if levels <= 16:
+                d.text((x0 + bw / 2 - 14, base - heights[k] - 15), f"{p[k]:.3f}", fill="black", font=small)
         if v is not None:
             xv = left + (v + 0.5) * bw
             d.polygon([(xv, base + 2), (xv - 5, base + 10), (xv + 5, base + 10)], fill=MARK)
-            d.line((xv, base, xv, base - max(heights[v], 2)), fill=MARK, width=max(1, min(6, int(bw))))
+            if levels > 16:
+                d.line((xv, base, xv, base - max(heights[v], 3)), fill=MARK, width=max(2, min(6, int(bw))))
+            else:
+                d.rectangle((left + v * bw + gap, base - heights[v], left + (v + 1) * bw - gap, base),
+                            outline=MARK, width=3)
         ticks = range(levels) if levels <= 16 else (0, levels // 4, levels // 2, 3 * levels // 4, levels - 1)
         for k in ticks:
-            d.text((left + (k + 0.5) * bw - 6, base + 3), str(k), fill=(90, 90, 90))
-        label = f"max p {pmax:.3f}" + (f"   sampled {v} (p = {p[v]:.3f})" if v is not None else "")
-        d.text((left + 4, y0 + 4), label, fill="black")
+            x = min(left + (k + 0.5) * bw - 4, width - right - 20)
+            d.text((x, base + 10), str(k), fill=(90, 90, 90), font=small)
+        label = f"sampled {v}: p = {p[v]:.3f}" if v is not None else ""
+        d.text((left + 4, y0 + 4), f"{label}   (bars scaled to max p = {pmax:.3f})", fill="black",
+               font=small)
     return img
 
 
@@ -171,7 +190,7 @@ def side_by_side(images: list[np.ndarray], labels: list[str], gap: int = 12) -> 
     d = ImageDraw.Draw(out)
     for k, (im, lab) in enumerate(zip(images, labels)):
         out.paste(Image.fromarray(im), (k * (w + gap), 18))
-        d.text((k * (w + gap) + 2, 3), lab, fill="black")
+        d.text((k * (w + gap) + 2, 2), lab, fill="black", font=font(14))
     return np.asarray(out)
 
 

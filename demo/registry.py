@@ -119,9 +119,10 @@ def describe(model: torch.nn.Module) -> str:
         return (f"{name}: ⚠️ UNTRAINED (random weights; no checkpoints/{meta.get('dataset')}_"
                 f"{model.arch}.pt yet) — samples will look like noise")
     parts = [f"{name}: trained on {meta.get('dataset', '?')}"]
-    if meta.get("epochs") is not None:
-        parts.append(f"{meta['epochs']} epochs")
-    nll = meta.get("test_nll")
-    if isinstance(nll, (int, float)):
-        parts.append(f"test NLL {nll:.2f} nats")
+    if isinstance(meta.get("epochs"), (int, float)):
+        parts.append(f"{meta['epochs']:g} epoch{'' if meta['epochs'] == 1 else 's'}")
+    for key, split in (("test_nll", "test"), ("val_nll", "validation")):
+        if isinstance(meta.get(key), (int, float)):
+            parts.append(f"{split} NLL {meta[key]:.2f} nats")
+            break
     return ", ".join(parts)

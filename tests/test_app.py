@@ -1,0 +1,379 @@
+"""The Gradio app: its functions called directly (tiny models), then a launched app driven
+through ``gradio_client``."""
+import socket
+import time
+from functools import lru_cache
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pixelnet
+from conftest import MS_TINY, TINY
+from demo import app, registry
+from demo import imaging as im
+
+DATASETS = list(registry.DATASETS)
+
+
+@lru_cache(maxsize=None)
+def tiny(dataset: str, arch: str) -> torch.nn.Module:
+    """A small untrained model of the dataset's shape (fast to sample)."""
+    ds, arch = registry.dataset_key(dataset), registry.arch_key(arch)
+    torch.manual_seed(0)
+    hp = {**TINY, **(MS_TINY if arch == "multiscale" else {})}
+    model = pixelnet.build_model(arch, **registry.DATASET_INFO[ds].model_shape(), **hp).eval()
+    model.metadata = {"dataset": ds, "untrained": True}
+    return model
+
+
+@pytest.fixture
+def tiny_models(monkeypatch):
+    monkeypatch.setattr(app, "get_model", tiny)
+
+
+def run_all(gen):
+    """Every yield of a streaming handler."""
+    return list(gen)
+
+
+def is_frame(a, H, W) -> bool:
+    return isinstance(a, np.ndarray) and a.shape == (H * im.SCALE, W * im.SCALE, 3) and a.dtype == np.uint8
+
+
+# ----------------------------------------------------------------------------- registry
+
+def test_registry_names_and_architectures():
+    assert registry.dataset_key("MNIST digits") == registry.dataset_key("mnist") == "mnist"
+    assert registry.arch_key("Row LSTM") == "row_lstm"
+    assert "multiscale" in registry.architectures("mnist")
+    assert "multiscale" not in registry.architectures("emoji")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        registry.dataset_key("cats")
+    with pytest.raises(ValueError, match="not offered"):
+        registry.get_model("emoji", "multiscale")
+
+
+def test_registry_untrained_then_checkpoint_lands(tmp_path, monkeypatch):
+    """No checkpoint: an untrained model of the dataset's shape, flagged and cached. A
+    checkpoint that appears later is picked up without a restart."""
+    monkeypatch.setattr(registry, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(registry, "_cache", {})
+    m = registry.get_model("Fashion-MNIST", "pixelcnn")
+    assert registry.is_untrained(m) and "UNTRAINED" in registry.describe(m)
+    assert (m.cfg.channels, m.cfg.levels, m.cfg.height) == (1, 256, 28)
+    assert registry.get_model("fashion", "PixelCNN") is m                 # cached
+    trained = tiny("fashion", "pixelcnn")
+    pixelnet.save_checkpoint(trained, tmp_path / "fashion_pixelcnn.pt", dataset="fashion",
+                             epochs=3, test_nll=123.4)
+    m2 = registry.get_model("fashion", "pixelcnn")
+    assert not registry.is_untrained(m2) and m2.cfg.layers == TINY["layers"]
+    assert "trained on fashion" in registry.describe(m2) and "123.40" in registry.describe(m2)
+
+
+# ----------------------------------------------------------------------------- images in
+
+@pytest.mark.parametrize("mode", ["RGBA", "RGB", "L", "LA", "P", "1", "I;16", "F"])
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_any_image_mode_and_size_converts(mode, dataset):
+    _, C, L, H, W = app.shape(dataset)
+    rgb = np.random.default_rng(0).integers(0, 256, (57, 91, 3), dtype=np.uint8)
+    img = Image.fromarray(rgb)
+    img = img.convert("L").convert(mode) if mode in ("I;16", "F") else img.convert(mode)
+    x = app.image_levels(img, dataset)
+    assert x.shape == (C, H, W) and x.dtype == np.int64
+    assert x.min() >= 0 and x.max() < L
+
+
+def test_conversion_details():
+    # transparency becomes the dataset's background: black (digits), white (emoji)
+    clear = Image.new("RGBA", (64, 64), (255, 0, 0, 0))
+    assert app.image_levels(clear, "mnist").max() == 0
+    assert app.image_levels(clear, "emoji").min() == 255
+    # binarized MNIST: threshold at half
+    half = Image.fromarray(np.array([[0, 127], [128, 255]], np.uint8)).resize((28, 28), Image.NEAREST)
+    x = app.image_levels(half, "mnist")[0]
+    assert x[0, 0] == 0 and x[0, 27] == 0 and x[27, 0] == 1 and x[27, 27] == 1
+    # an upload of dark ink on light paper is inverted to light on black
+    paper = np.full((100, 100), 255, np.uint8)
+    paper[30:70, 45:55] = 0
+    x = app.image_levels(Image.fromarray(paper), "fashion", invert_light=True)[0]
+    assert x[0, 0] == 0 and x[14, 14] == 255
+    # aspect kept: a wide image is padded, not stretched
+    wide = Image.new("L", (280, 70), 255)
+    x = app.image_levels(wide, "fashion")[0]
+    assert x[0].max() == 0 and x[14].min() == 255
+
+
+def test_upload(tmp_path):
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (300, 200, 3), dtype=np.uint8)).save(path)
+    canvas, mask = app.upload(str(path), "Emoji")
+    assert app.canvas_levels(canvas, "Emoji").shape == (3, 32, 32)
+    assert app.canvas_mask(mask, "Emoji")[:16].sum() == 0        # top half kept
+
+
+@pytest.mark.parametrize("content", [b"hello, not an image", b"", b"\x89PNG\r\n\x1a\n broken"])
+def test_upload_of_a_non_image_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    with pytest.raises(gr.Error, match="is not an image"):
+        app.upload(str(path), "MNIST digits")
+    with pytest.raises(gr.Error, match="no file"):
+        app.upload(None, "MNIST digits")
+
+
+# ----------------------------------------------------------------------------- canvases
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("preset", list(app.PRESETS))
+def test_presets_set_image_and_mask(dataset, preset):
+    _, C, L, H, W = app.shape(dataset)
+    drawing = app.first_example(dataset)[0]
+    canvas, mask = app.apply_preset(preset, dataset, drawing, seed=1)
+    x, m = app.canvas_levels(canvas, dataset), app.canvas_mask(mask, dataset)
+    assert x.shape == (C, H, W) and m.shape == (H, W) and m.dtype == bool
+    if preset == "Blank":
+        assert m.all()
+    elif preset == "Seed pixel":
+        assert not m[0, 0] and m.sum() == H * W - 1
+        assert (x == app.canvas_levels(drawing, dataset)).all()
+    else:
+        assert not m[: H // 2].any() and m[H // 2:].all()
+    if preset == "Keep top half":
+        assert (x == app.canvas_levels(drawing, dataset)).all()
+    # the mask canvas shows the same image under its red layer
+    assert (app.canvas_levels({"background": mask["background"]}, dataset) == x).all()
+
+
+def test_editor_round_trip_and_drawing():
+    """A stroke painted on the canvas layer reaches the model input; painted mask strokes
+    become the mask (snapped to model pixels)."""
+    x = np.zeros((1, 28, 28), np.int64)
+    canvas = im.editor_value(x, 2)
+    stroke = np.zeros((280, 280, 4), np.uint8)
+    stroke[100:120, 50:230] = (255, 255, 255, 255)                   # rows 10-11, cols 5-22
+    drawn = {**canvas, "layers": [Image.fromarray(stroke)]}
+    got = app.canvas_levels(drawn, "mnist")[0]
+    assert got[10:12, 5:23].all() and got.sum() == 2 * 18
+    mask = app.canvas_mask(drawn, "mnist")
+    assert mask[10:12, 5:23].all() and mask.sum() == 2 * 18
+    assert app.canvas_mask({"background": canvas["background"], "layers": []}, "mnist").all()
+    synced = app.sync_mask(drawn, im.mask_editor_value(x, 2, mask), "mnist")
+    assert (app.canvas_mask(synced, "mnist") == mask).all()
+
+
+# ----------------------------------------------------------------------------- generate
+
+@pytest.mark.parametrize("dataset,arch", [("MNIST digits", "Multi-Scale"),
+                                          ("Fashion-MNIST", "Row LSTM"),
+                                          ("Emoji", "Diagonal BiLSTM")])
+def test_generate_streams_frames_and_keeps_known_pixels(tiny_models, dataset, arch):
+    _, C, L, H, W = app.shape(dataset)
+    canvas, mask = app.first_example(dataset)                        # top half kept
+    known = app.canvas_levels(canvas, dataset)
+    outs = run_all(app.generate(canvas, mask, dataset, arch, 1.0, 7, "Max"))
+    assert len(outs) >= 3
+    for frame, chart, progress, result, entropy, run in outs[1:-1]:
+        assert isinstance(frame, gr.skip().__class__) or is_frame(frame, H, W)
+        assert progress.startswith("Pixel ") and "pixels/s" in progress
+        assert isinstance(run, app.Run)
+    frames = [o[0] for o in outs if is_frame(o[0], H, W)]
+    assert any((f == im.PENDING).all(-1).any() for f in frames[:-1])  # pending shown mid-run
+    charts = [o[1] for o in outs[1:-1] if isinstance(o[1], Image.Image)]
+    assert charts and charts[0].height > 80 * C
+    frame, _, progress, result, entropy, run = outs[-1]
+    assert progress.startswith("Done") and "NLL of this sample" in result
+    assert entropy.shape == (H * im.SCALE, W * im.SCALE, 3)
+    assert (run.image[:, : H // 2] == known[:, : H // 2]).all()      # kept
+    assert run.generated[:, H // 2:].all() and run.done[:, H // 2:].all()
+    assert run.finished and run.have.all()
+    # the NLL shown is pixelnet.nll of the final image
+    with torch.no_grad():
+        expected = float(pixelnet.nll(tiny(dataset, arch), torch.from_numpy(run.image)[None])[0])
+    assert abs(run.nll - expected) < 1e-3 * abs(expected)
+    # the final frame is the sample, upscaled
+    last = [f for f in frames][-1]
+    assert (last[:: im.SCALE, :: im.SCALE] == im.to_rgb(run.image, L)).all()
+
+
+def test_generate_is_reproducible_and_respects_temperature_zero(tiny_models):
+    canvas, mask = app.apply_preset("Blank", "Fashion-MNIST")
+    a = run_all(app.generate(canvas, mask, "Fashion-MNIST", "PixelCNN", 1.0, 3, "Max"))[-1][-1]
+    b = run_all(app.generate(canvas, mask, "Fashion-MNIST", "PixelCNN", 1.0, 3, "Max"))[-1][-1]
+    assert (a.image == b.image).all()
+    c = run_all(app.generate(canvas, mask, "Fashion-MNIST", "PixelCNN", 0, 3, "Max"))[-1][-1]
+    assert set(np.unique(c.probs[c.generated])) <= {0.0, 1.0}
+
+
+def test_animation_speed_paces_and_caps_frames(tiny_models):
+    canvas, mask = app.apply_preset("Seed pixel", "MNIST digits", app.first_example("mnist")[0])
+    t = time.perf_counter()
+    outs = run_all(app.generate(canvas, mask, "mnist", "pixelcnn", 1, 0, "Max"))
+    fast = time.perf_counter() - t
+    n_frames = sum(1 for o in outs if not isinstance(o[2], type(gr.skip())))
+    assert n_frames <= 2 + fast * app.MAX_FPS + 2                   # throttled to MAX_FPS
+    mask = im.mask_editor_value(np.zeros((1, 28, 28), np.int64), 2,
+                                np.pad(np.ones((1, 10), bool), ((0, 27), (0, 18))))
+    t = time.perf_counter()
+    run_all(app.generate(canvas, mask, "mnist", "pixelcnn", 1, 0, "Slow"))   # 10 px at 20/s
+    assert time.perf_counter() - t >= 10 / app.SPEEDS["Slow"] - 0.05
+
+
+@pytest.mark.filterwarnings("ignore:Nothing to generate")
+def test_nothing_to_generate_still_scores_the_image(tiny_models):
+    canvas, _ = app.first_example("mnist")
+    outs = run_all(app.generate(canvas, {"background": None, "layers": [Image.new("RGBA", (280, 280))]},
+                                "mnist", "PixelCNN", 1, 0, "Max"))
+    assert "0 of 784 pixels generated" in outs[-1][3]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(dataset="CIFAR-100"), "unknown dataset"),
+    (dict(architecture="Transformer"), "unknown architecture"),
+    (dict(dataset="Emoji", architecture="Multi-Scale"), "only offered for MNIST"),
+    (dict(temperature=-1), "between 0 and"),
+    (dict(temperature="hot"), "must be a number"),
+    (dict(seed="lucky"), "must be a number"),
+    (dict(speed="Warp"), "unknown speed"),
+    (dict(canvas={"background": "/nonexistent/file.png", "layers": [], "composite": None}),
+     "not an image"),
+])
+def test_bad_input_is_a_clear_error(tiny_models, kwargs, message):
+    args = {"canvas": None, "mask": None, **app.DEFAULTS, **kwargs}
+    with pytest.raises(gr.Error, match=message):
+        run_all(app.generate(**args))
+
+
+def test_inspect(tiny_models):
+    canvas, mask = app.first_example("Emoji")
+    run = run_all(app.generate(canvas, mask, "Emoji", "PixelCNN", 1, 0, "Max"))[-1][-1]
+    chart, text = app.inspect_pixel(run, 20, 5)
+    assert isinstance(chart, Image.Image) and chart.height > 3 * 80 and "generated" in text
+    chart, text = app.inspect_pixel(run, 3, 3)
+    assert chart is not None and "kept from your canvas" in text
+    with pytest.raises(gr.Error, match="outside"):
+        app.inspect_pixel(run, 40, 0)
+    with pytest.raises(gr.Error, match="generate an image first"):
+        app.inspect_pixel(None, 0, 0)
+    # during a run: pixels not reached yet say so
+    early = app.Run.start("emoji", "pixelcnn", np.zeros((3, 32, 32), np.int64),
+                          np.ones((32, 32), bool), 1.0, 256)
+    assert "not been generated yet" in app.inspect_pixel(early, 5, 5)[1]
+
+
+def test_compare_runs_every_architecture(tiny_models):
+    canvas, mask = app.first_example("MNIST digits")
+    outs = run_all(app.compare(canvas, mask, "MNIST digits", 1.0, 0, "Max"))
+    frame, table = outs[-1]
+    archs = registry.architectures("mnist")
+    assert frame.shape[1] > len(archs) * 28 * im.SCALE
+    for a in archs:
+        assert f"| {registry.ARCH_NAMES[a]} |" in table
+
+
+def test_threaded_stream_stops_when_abandoned():
+    produced = []
+
+    def numbers():
+        for k in range(10_000):
+            produced.append(k)
+            time.sleep(0.001)
+            yield k
+
+    stream = app.Threaded(numbers, batch_s=0.001, buffer=2)
+    it = iter(stream)
+    assert next(it) == 0
+    it.close()
+    time.sleep(0.5)
+    n = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == n < 10_000                              # the thread has stopped
+
+    def broken():
+        yield 1
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        list(app.Threaded(broken))
+
+
+# ----------------------------------------------------------------------------- served
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served():
+    """The app on a free local port, with tiny models."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(app, "get_model", tiny)
+    demo = app.serve(port=free_port(), host="127.0.0.1", block=False)
+    yield demo.local_url
+    demo.close()
+    mp.undo()
+
+
+def test_client_generate_with_no_arguments_streams_to_a_full_image(served):
+    from gradio_client import Client
+    client = Client(served, verbose=False)
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/generate", "/compare", "/upload"} <= set(api)
+    assert all(p["parameter_has_default"] for p in api["/generate"]["parameters"])
+    job = client.submit(api_name="/generate")
+    updates = list(job)
+    assert len(updates) >= 3
+    frame, chart, progress, result, entropy = job.outputs()[-1]
+    assert progress.startswith("Done") and "NLL" in result
+    img = np.asarray(Image.open(frame).convert("RGB"))
+    assert img.shape == (280, 280, 3)
+    assert not (img == im.PENDING).all(-1).any()                   # every pixel generated
+    assert np.asarray(Image.open(entropy)).shape[:2] == (280, 280)
+
+
+def test_client_stop_cancels_only_that_session(served):
+    from gradio_client import Client
+    slow = Client(served, verbose=False).submit(speed="Slow", api_name="/generate")
+    other = Client(served, verbose=False).submit(seed=5, api_name="/generate")
+    deadline = time.time() + 30
+    while slow.status().code.name not in ("ITERATING", "PROCESSING") and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)
+    slow.cancel()
+    assert other.result(timeout=60)[2].startswith("Done")            # untouched
+    assert slow.status().code.name == "CANCELLED"
+    assert not slow.outputs() or not slow.outputs()[-1][2].startswith("Done")
+
+
+def test_client_bad_input_is_an_error_not_a_crash(served):
+    from gradio_client import Client
+    client = Client(served, verbose=False)
+    with pytest.raises(Exception, match="greater than maximum"):           # Gradio's check
+        client.predict(temperature=9, api_name="/generate")
+    with pytest.raises(Exception, match="only offered for MNIST"):         # the app's
+        client.predict(dataset="Emoji", architecture="Multi-Scale", api_name="/generate")
+    assert client.submit(api_name="/generate").result(timeout=60)[2].startswith("Done")
+
+
+def test_client_own_image_and_mask(served, tmp_path):
+    """The README's example: a drawing and a mask (opaque = generate) as plain files."""
+    from gradio_client import Client, handle_file
+    digit, mask = tmp_path / "digit.png", tmp_path / "mask.png"
+    Image.new("L", (56, 56), 0).save(digit)
+    m = np.zeros((56, 56, 4), np.uint8)
+    m[40:] = 255                                                     # rows 20-27
+    Image.fromarray(m).save(mask)
+    client = Client(served, verbose=False)
+    out = client.predict({"background": handle_file(str(digit)), "layers": [], "composite": None},
+                         {"background": None, "layers": [handle_file(str(mask))], "composite": None},
+                         "MNIST digits", "Row LSTM", 1.0, 0, "Max", api_name="/generate")
+    assert "224 of 784 pixels generated" in out[3]
+    img = np.asarray(Image.open(out[0]).convert("RGB"))
+    assert (img[: 20 * im.SCALE] == 0).all()                         # kept black
+    canvas, _ = client.predict(handle_file(str(digit)), "Emoji", api_name="/upload")
+    assert Image.open(canvas["background"]).size == (320, 320)

@@ -1,0 +1,133 @@
+"""The app in a real browser: Playwright for Python driving Debian's chromium
+(``apt-get install chromium``; ``.ci/run`` installs it). Never skipped: without a browser
+it fails and says how to get one.
+
+It draws the top of a 7 on the canvas, keeps the top half, clicks Generate, waits for the last
+frame, checks that the stroke was kept and the rest generated, inspects a pixel, and saves
+a screenshot (``$PIXELNET_SCREENSHOT``, else ``app.png`` in pytest's temporary folder).
+"""
+import io
+import os
+import shutil
+import socket
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from demo import app, registry
+from demo import imaging as im
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def chromium() -> str:
+    path = os.environ.get("PIXELNET_CHROMIUM") or shutil.which("chromium") or \
+        shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("no chromium found: `apt-get install -y chromium` (or set $PIXELNET_CHROMIUM)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = app.serve(port=port, host="127.0.0.1", block=False)
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(url):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1800})   # all in view
+        pg.goto(url)
+        pg.wait_for_selector("#canvas canvas", timeout=60_000)
+        yield pg
+        browser.close()
+
+
+def frame_image(pg) -> np.ndarray:
+    """The sample panel's current image, as the browser fetched it."""
+    src = pg.locator("#frame img").get_attribute("src")
+    return np.asarray(Image.open(io.BytesIO(pg.request.get(src).body())).convert("RGB"))
+
+
+def new_frame(pg, before: str, timeout: float = 30) -> np.ndarray:
+    """Wait until the sample panel shows another image than ``before`` (its src)."""
+    deadline = time.time() + timeout
+    while pg.locator("#frame img").get_attribute("src") == before and time.time() < deadline:
+        time.sleep(0.1)
+    return frame_image(pg)
+
+
+def stroke(pg, selector: str, points: list[tuple[float, float]], steps: int = 12) -> None:
+    """Drag the mouse through ``points`` on an editor's canvas (fractions of its centred
+    square)."""
+    box = pg.locator(f"{selector} canvas").first.bounding_box()
+    side = min(box["width"], box["height"])
+    left, top = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
+    pg.mouse.move(left + side / 2, top + side / 2, steps=5)          # hover first
+    pg.mouse.move(left + points[0][0] * side, top + points[0][1] * side, steps=5)
+    pg.mouse.down()
+    for x, y in points[1:]:
+        pg.mouse.move(left + x * side, top + y * side, steps=steps)
+    pg.mouse.up()
+
+
+def white_cells(frame: np.ndarray) -> np.ndarray:
+    """(H, W) model pixels that are white in an upscaled grayscale frame."""
+    return (frame[im.SCALE // 2:: im.SCALE, im.SCALE // 2:: im.SCALE] > 200).all(-1)
+
+
+def test_draw_generate_inspect(page, tmp_path):
+    pg = page
+    trained = [a for a in registry.architectures("mnist")
+               if not registry.is_untrained(registry.get_model("mnist", a))]
+    if trained:                                                       # a nicer screenshot
+        pg.locator("#arch input").click()
+        pg.get_by_role("option", name=registry.ARCH_NAMES[trained[0]], exact=True).click()
+    pg.click("#preset-0")                                             # Blank: black canvas
+    for attempt in range(3):                                          # the editor may need a moment
+        time.sleep(1.5)
+        stroke(pg, "#canvas", [(0.3, 0.27), (0.68, 0.27), (0.55, 0.5)])   # the top of a 7
+        time.sleep(1.5)
+        before = pg.locator("#frame img").get_attribute("src")
+        pg.click("#preset-2")                                         # Keep top half
+        preview = new_frame(pg, before)
+        if white_cells(preview)[:14].sum() >= 5:
+            break
+    drawn = white_cells(preview)
+    assert drawn[:14].sum() >= 5, "the stroke did not reach the canvas"
+    assert (preview[-5:] == im.PENDING).all(-1).all(), "bottom half should wait to be generated"
+
+    before = pg.locator("#frame img").get_attribute("src")
+    t = time.time()
+    pg.click("#generate")
+    pg.wait_for_function("document.querySelector('#progress').innerText.startsWith('Done')",
+                         timeout=120_000)
+    seconds = time.time() - t
+    final = new_frame(pg, before)
+    assert not np.array_equal(final, preview), "the output did not change"
+    assert (white_cells(final)[:14] == drawn[:14]).all(), "the drawn top half was not kept"
+    assert not (final == im.PENDING).all(-1).any(), "some pixels were not generated"
+    assert "NLL of this sample" in pg.locator("#result").inner_text()
+
+    box = pg.locator("#frame img").bounding_box()                    # inspect a generated pixel
+    pg.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.8)
+    pg.wait_for_function("document.body.innerText.includes('Pixel (2')", timeout=30_000)
+
+    pg.wait_for_function("['#chart', '#entropy', '#inspect'].every(s => "
+                         "[...document.querySelectorAll(s + ' img')].some(i => i.complete && "
+                         "i.naturalWidth > 0))", timeout=30_000)
+    path = os.environ.get("PIXELNET_SCREENSHOT") or str(tmp_path / "app.png")
+    pg.screenshot(path=path, full_page=True)
+    print(f"\nbrowser: 28x28 half-image generation took {seconds:.1f} s; screenshot {path}")
+    assert os.path.getsize(path) > 10_000
