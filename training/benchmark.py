@@ -1,4 +1,5 @@
-"""Speed and memory of every architecture: forward passes and the naive and fast samplers.
+"""Speed and memory of every architecture: forward passes, a training step (Adam, batch 16),
+and the naive and fast samplers.
 
     python training/benchmark.py                 # MNIST table, then the 32x32 RGB table
     python training/benchmark.py --quick         # fewer repeats
@@ -78,6 +79,17 @@ def measure(dataset: str, arch: str, quick: bool, full_naive: bool) -> dict:
         for b in (1, 64):
             x = torch.randint(0, cfg.levels, (b, *shape))
             row[f"forward_b{b}"] = timeit(lambda: model(x), reps if b == 1 else max(2, reps // 3))
+    x = torch.randint(0, cfg.levels, (16, *shape))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def train_step():
+        loss = pixelnet.nll(model, x).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.train()
+    row["train_step_b16"] = timeit(train_step, max(2, reps // 2))
+    model.eval()
     naive_steps = None if full_naive else (8 if quick else 24)
     for b in (1, 16):
         runs = 1 if quick or b > 1 else 3
@@ -92,14 +104,14 @@ def measure(dataset: str, arch: str, quick: bool, full_naive: bool) -> dict:
 
 def table(rows: list[dict]) -> str:
     """A markdown table of the measured rows."""
-    head = ("| arch | params | model | forward b1 | forward b64 | naive s/img b1 | naive s/img b16 "
-            "| fast s/img b1 | fast s/img b16 | naive/fast | fast/forward | peak RSS |")
-    lines = [head, "|" + "---|" * 12]
+    head = ("| arch | params | model | forward b1 | forward b64 | train step b16 | naive s/img b1 "
+            "| naive s/img b16 | fast s/img b1 | fast s/img b16 | naive/fast | fast/forward | peak RSS |")
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         tilde = "~" if r["naive_extrapolated"] else ""
         lines.append(
             f"| {r['arch']} | {r['params']:,} | {r['source']} | {r['forward_b1'] * 1e3:.1f} ms "
-            f"| {r['forward_b64'] * 1e3:.0f} ms | {tilde}{r['naive_b1']:.2f} | {tilde}{r['naive_b16']:.2f} "
+            f"| {r['forward_b64'] * 1e3:.0f} ms | {r['train_step_b16']:.2f} s | {tilde}{r['naive_b1']:.2f} | {tilde}{r['naive_b16']:.2f} "
             f"| {r['fast_b1']:.3f} | {r['fast_b16']:.3f} | {r['naive_over_fast']:.0f}x "
             f"| {r['fast_over_forward']:.1f} | {r['peak_rss_mb']:.0f} MB |")
     return "\n".join(lines)
