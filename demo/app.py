@@ -473,6 +473,13 @@ def compare(canvas: dict | None = None, mask: dict | None = None,
     yield frame(), "\n".join(rows)
 
 
+def stopped(progress: str | None) -> str:
+    """The progress line after Stop."""
+    progress = progress or ""
+    return progress if "stopped" in progress or progress.startswith("Done") else \
+        f"⏹ Stopped. {progress}"
+
+
 def model_status(dataset: str, architecture: str) -> str:
     """The status line of the chosen model (trained or not)."""
     try:
@@ -604,8 +611,9 @@ def build_app() -> gr.Blocks:
             compare_btn = gr.Button("Compare all architectures", variant="primary",
                                     elem_id="compare")
             compare_img = gr.Image(None, type="numpy", format="png", interactive=False,
-                                   label="Side by side", elem_classes="pixelated")
-            compare_table = gr.Markdown("", label="table")
+                                   label="side by side", show_label=False,
+                                   elem_classes="pixelated")
+            compare_table = gr.Markdown("", label="table", elem_id="compare-table")
         with gr.Tab("Explain"):
             explain_tab()
 
@@ -617,8 +625,8 @@ def build_app() -> gr.Blocks:
         cmp_evt = compare_btn.click(compare, [canvas, mask_canvas, dataset, temperature, seed, speed],
                                     [compare_img, compare_table], api_name="compare",
                                     concurrency_id="sampler")
-        stop.click(lambda p: (p or "") + " · ⏹ stopped", progress, progress, cancels=[gen_evt, cmp_evt],
-                   api_visibility="private")
+        stop.click(None, cancels=[gen_evt, cmp_evt]).then(
+            stopped, progress, progress, api_visibility="private")
         previewed = dict(fn=preview, inputs=[canvas, mask_canvas, dataset], outputs=frame,
                          api_visibility="private")
         for name, btn in preset_btns.items():

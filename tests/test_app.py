@@ -274,6 +274,12 @@ def test_compare_runs_every_architecture(tiny_models):
         assert f"| {registry.ARCH_NAMES[a]} |" in table
 
 
+def test_stop_message():
+    assert app.stopped("Pixel 3 of 784").startswith("⏹ Stopped. Pixel 3")
+    assert app.stopped("Done. PixelCNN") == "Done. PixelCNN"
+    assert app.stopped(None).startswith("⏹ Stopped")
+
+
 def test_threaded_stream_stops_when_abandoned():
     produced = []
 
