@@ -293,9 +293,9 @@ def test_threaded_stream_stops_when_abandoned():
     it = iter(stream)
     assert next(it) == 0
     it.close()
-    time.sleep(0.5)
+    time.sleep(1.0)                                                 # it notices within 0.2 s
     n = len(produced)
-    time.sleep(0.3)
+    time.sleep(0.5)
     assert len(produced) == n < 10_000                              # the thread has stopped
 
     def broken():
