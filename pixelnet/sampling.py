@@ -424,27 +424,27 @@ def sample_stream(model: PixelModel, n: int = 1, known: torch.Tensor | None = No
         g.seed()
     else:
         g.manual_seed(int(seed))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():           # not inference_mode: callers may backprop through results
-            engine = make_engine(model, x, method)
-            todo = [(i, j, c) for (i, j) in model.generation_order()
-                    for c in range(model.cfg.channels) if gen[:, c, i, j].any()]
-            for step, (i, j, c) in enumerate(todo):
-                logits = engine.logits(i, j, c).float()               # (n, levels)
-                u = torch.rand(n, 1, generator=g)                     # one draw per sample
-                if temperature == 0:
-                    probs = F.one_hot(logits.argmax(1), logits.shape[1]).float()
-                else:
-                    probs = torch.softmax(logits / temperature, 1)
-                # inverse CDF: robust to float noise between methods, unlike multinomial
-                v = (probs.cumsum(1) < u * probs.sum(1, keepdim=True)).sum(1)
-                v = v.clamp_(max=probs.shape[1] - 1)
-                x[:, c, i, j] = torch.where(gen[:, c, i, j], v, x[:, c, i, j])
-                yield SampleEvent(step, len(todo), i, j, c, probs, x[:, c, i, j].clone(), x.clone())
-    finally:
-        model.train(was_training)
+    # Grad mode is per thread and a generator may be resumed in another thread (as web
+    # servers do), so no_grad is entered around each step, never held across a yield.
+    # (No train/eval switch: no layer here behaves differently in the two modes.)
+    with torch.no_grad():
+        engine = make_engine(model, x, method)
+    todo = [(i, j, c) for (i, j) in model.generation_order()
+            for c in range(model.cfg.channels) if gen[:, c, i, j].any()]
+    for step, (i, j, c) in enumerate(todo):
+        with torch.no_grad():
+            logits = engine.logits(i, j, c).float()                   # (n, levels)
+            u = torch.rand(n, 1, generator=g)                         # one draw per sample
+            if temperature == 0:
+                probs = F.one_hot(logits.argmax(1), logits.shape[1]).float()
+            else:
+                probs = torch.softmax(logits / temperature, 1)
+            # inverse CDF: robust to float noise between methods, unlike multinomial
+            v = (probs.cumsum(1) < u * probs.sum(1, keepdim=True)).sum(1)
+            v = v.clamp_(max=probs.shape[1] - 1)
+            x[:, c, i, j] = torch.where(gen[:, c, i, j], v, x[:, c, i, j])
+            event = SampleEvent(step, len(todo), i, j, c, probs, x[:, c, i, j].clone(), x.clone())
+        yield event
 
 
 def sample(model: PixelModel, n: int = 1, known: torch.Tensor | None = None,
