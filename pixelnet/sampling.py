@@ -177,7 +177,8 @@ class FastEngine:
         head = model.head
         self.w_head = (_matrix(head.conv1), head.conv1.bias, _matrix(head.conv2), head.conv2.bias)
         skips = model.skips
-        self.w_skip = [_matrix(c) for c in skips] if skips is not None else None
+        # all skip connections as one matrix on the concatenated layer outputs
+        self.w_skip = torch.cat([_matrix(c) for c in skips]) if skips is not None else None
         self.b_skip = sum(c.bias for c in skips) if skips is not None else None
         self.next = (0, 0)          # first pixel not yet final
         self.last = None            # (i, j, c) of the latest computation
@@ -187,8 +188,8 @@ class FastEngine:
         self.xf[:, i + self.k, j + self.k] = scale_input(self.x[:, :, i, j], self.cfg.levels)
 
     def first(self, i: int, j: int) -> torch.Tensor:
-        """The 7x7 mask A layer at ``(i, j)``: ``(n, 2h)`` (rows i-k..i only: the rest is masked)."""
-        self.load_pixel(i, j)
+        """The 7x7 mask A layer at ``(i, j)``: ``(n, 2h)`` (rows i-k..i only: the rest is
+        masked). Reads the image cache, in which pixel ``(i, j)`` holds what was loaded."""
         win = self.xf[:, i: i + self.k + 1, j: j + 2 * self.k + 1].reshape(self.n, -1)
         return torch.addmm(self.b_in, win, self.w_in)
 
@@ -204,11 +205,12 @@ class FastEngine:
     def end_row(self, i: int) -> None:
         pass
 
-    def skip(self, k: int, z: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
-        """Accumulate layer ``k``'s skip connection (biases are added once, at the start)."""
+    def output(self, zs: list[torch.Tensor]) -> torch.Tensor:
+        """What the output layers read, from every layer's output ``zs`` at one position:
+        the sum of the skip connections, or the last layer's output."""
         if self.w_skip is None:
-            return z
-        return torch.addmm(self.b_skip if s is None else s, z, self.w_skip[k])
+            return zs[-1]
+        return torch.addmm(self.b_skip, torch.cat(zs, 1), self.w_skip)
 
     def grid(self, value=None) -> list[list]:
         """An ``H x W`` nested list (a per-position cache)."""
@@ -218,12 +220,14 @@ class FastEngine:
         C = self.cfg.channels
         while self.next < (i, j):                  # make every earlier pixel final
             pi, pj = self.next
+            self.load_pixel(pi, pj)                # now final: its last channel came after compute
             if self.last != (pi, pj, C - 1):
                 self.compute(pi, pj)
-            self.load_pixel(pi, pj)                # its last channel was drawn after compute
             if pj == self.W - 1:
                 self.end_row(pi)
             self.next = (pi, pj + 1) if pj < self.W - 1 else (pi + 1, 0)
+        if c > 0:                                  # channels < c were drawn since the last load
+            self.load_pixel(i, j)                  # (for c = 0, mask A hides the whole centre)
         self.last = (i, j, c)
         return self.compute(i, j)[:, :, c]
 
@@ -247,14 +251,14 @@ class PixelCNNEngine(FastEngine):
         self.cache = [[[zero] * (self.W + 2) for _ in range(self.H + 1)] for _ in model.layers]
 
     def body(self, i, j, z):
-        s = None
+        zs = []
         for k, (w1, b1, w2, b2, w3, b3) in enumerate(self.w):
             above, row = self.cache[k][i], self.cache[k][i + 1]     # rows i-1 and i, offset +1
             row[j + 1] = F.relu(torch.addmm(b1, F.relu(z), w1))
             win = torch.cat([above[j], above[j + 1], above[j + 2], row[j], row[j + 1]], 1)
             z = z + torch.addmm(b3, F.relu(torch.addmm(b2, win, w2)), w3)
-            s = self.skip(k, z, s)
-        return s
+            zs.append(z)
+        return self.output(zs)
 
 
 class RowLSTMEngine(FastEngine):
@@ -286,7 +290,7 @@ class RowLSTMEngine(FastEngine):
         return list(t.unbind(1))
 
     def body(self, i, j, z):
-        s = None
+        zs = []
         for k, (w_left, w_centre, w_out, b_out) in enumerate(self.w):
             g = self.rowterm[k][j]
             if j > 0:                              # the 1x3 mask B kernel's left tap
@@ -295,8 +299,8 @@ class RowLSTMEngine(FastEngine):
             h, c = lstm_update(torch.addmm(g, z, w_centre), self.cprev[k][j])
             self.h[k][j], self.c[k][j] = h, c
             z = torch.addmm(z + b_out, h, w_out)
-            s = self.skip(k, z, s)
-        return s
+            zs.append(z)
+        return self.output(zs)
 
     def end_row(self, i):
         if i + 1 < self.H:
@@ -337,7 +341,7 @@ class DiagonalBiLSTMEngine(FastEngine):
                              for lay, w in zip(layers, self.w)]
 
     def body(self, i, j, z):
-        s = None
+        zs = []
         for k, w in enumerate(self.w):
             self.z[k][i][j] = z
             h0, c0 = w["h0"][0], w["c0"][0]
@@ -349,8 +353,8 @@ class DiagonalBiLSTMEngine(FastEngine):
             if i > 0:
                 h = h + self.hr[k][i - 1][j]       # right-to-left stream of the row above
             z = torch.addmm(z + w["b_out"], h, w["out"])
-            s = self.skip(k, z, s)
-        return s
+            zs.append(z)
+        return self.output(zs)
 
     def end_row(self, i):
         if i + 1 == self.H:
@@ -431,6 +435,7 @@ def sample_stream(model: PixelModel, n: int = 1, known: torch.Tensor | None = No
         engine = make_engine(model, x, method)
     todo = [(i, j, c) for (i, j) in model.generation_order()
             for c in range(model.cfg.channels) if gen[:, c, i, j].any()]
+    every = [bool(gen[:, c, i, j].all()) for (i, j, c) in todo]     # generated in every sample
     for step, (i, j, c) in enumerate(todo):
         with torch.no_grad():
             logits = engine.logits(i, j, c).float()                   # (n, levels)
@@ -438,12 +443,13 @@ def sample_stream(model: PixelModel, n: int = 1, known: torch.Tensor | None = No
             if temperature == 0:
                 probs = F.one_hot(logits.argmax(1), logits.shape[1]).float()
             else:
-                probs = torch.softmax(logits / temperature, 1)
+                probs = torch.softmax(logits if temperature == 1 else logits / temperature, 1)
             # inverse CDF: robust to float noise between methods, unlike multinomial
-            v = (probs.cumsum(1) < u * probs.sum(1, keepdim=True)).sum(1)
-            v = v.clamp_(max=probs.shape[1] - 1)
-            x[:, c, i, j] = torch.where(gen[:, c, i, j], v, x[:, c, i, j])
-            event = SampleEvent(step, len(todo), i, j, c, probs, x[:, c, i, j].clone(), x.clone())
+            v = (probs.cumsum(1) < u * probs.sum(1, keepdim=True)).sum(1).clamp_(max=probs.shape[1] - 1)
+            if not every[step]:
+                v = torch.where(gen[:, c, i, j], v, x[:, c, i, j])
+            x[:, c, i, j] = v
+            event = SampleEvent(step, len(todo), i, j, c, probs, v, x.clone())
         yield event
 
 
