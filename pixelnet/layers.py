@@ -243,8 +243,8 @@ class DiagonalBiLSTMLayer(nn.Module):
 
         ``xs`` ``(B, 4h, R)``: input-to-state; ``h_above``, ``h_left``, ``c_left``
         ``(B, h, R)``: the cell above and the cell before it in the direction of travel
-        (the 2x1 state-to-state kernel on the skewed map). Shared by the full scan and the
-        fast sampler so that both compute exactly the same thing.
+        (the 2x1 state-to-state kernel on the skewed map). The fast sampler fuses the same
+        kernels into one matrix (``DiagonalBiLSTMEngine``); tests check both agree.
         """
         w, b = self.s2s[d].weight, self.s2s[d].bias          # (4h, h, 2), (4h,)
         ss = torch.einsum("oik,birk->bor", w, torch.stack([h_above, h_left], -1))
