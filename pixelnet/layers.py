@@ -196,8 +196,8 @@ class RowLSTMLayer(nn.Module):
         xs = self.input_to_state(x, cond)                  # (B, 4h, H, W)
         h, c = self.initial_state(B, W)
         rows = []
-        for i in range(H):                                 # the only loop: one row per step
-            h, c = lstm_update(xs[:, :, i] + self.s2s(h), c)
+        for xi in xs.unbind(2):                            # the only loop: one row per step
+            h, c = lstm_update(xi + self.s2s(h), c)        # unbind, not xs[:, :, i]: O(H) backward
             rows.append(h)
         return x + self.out(torch.stack(rows, 2))          # (B, 2h, H, W)
 
@@ -237,39 +237,40 @@ class DiagonalBiLSTMLayer(nn.Module):
             xs = xs + self.cond(cond)
         return xs[:, : 4 * self.h], xs[:, 4 * self.h:]
 
-    def cell(self, d: int, xs: torch.Tensor, h_above: torch.Tensor, h_left: torch.Tensor,
-             c_left: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One LSTM step of direction ``d`` for any number of cells ``(B, *, R)``.
+    def scan(self, xs: torch.Tensor) -> torch.Tensor:
+        """Run both directions over ``xs`` ``(B, 2, 4h, H, W)`` (direction 1 already
+        column-flipped); returns ``h`` ``(B, 2, h, H, W)``.
 
-        ``xs`` ``(B, 4h, R)``: input-to-state; ``h_above``, ``h_left``, ``c_left``
-        ``(B, h, R)``: the cell above and the cell before it in the direction of travel
-        (the 2x1 state-to-state kernel on the skewed map). The fast sampler fuses the same
-        kernels into one matrix (``DiagonalBiLSTMEngine``); tests check both agree.
+        Each step is one skewed column of both directions: ``gates = xs_t + K_ss [h_above;
+        h_left]``, one batched matmul ``(2, 4h, 2h) @ (2, 2h, B*H)``. The fast sampler fuses
+        the same kernels per pixel (``DiagonalBiLSTMEngine``); tests check both agree.
         """
-        w, b = self.s2s[d].weight, self.s2s[d].bias          # (4h, h, 2), (4h,)
-        ss = torch.einsum("oik,birk->bor", w, torch.stack([h_above, h_left], -1))
-        return lstm_update(xs + ss + b[:, None], c_left)
-
-    def scan(self, d: int, xs: torch.Tensor) -> torch.Tensor:
-        """Run direction ``d`` over ``xs`` ``(B, 4h, H, W)``; returns ``h`` ``(B, h, H, W)``."""
-        B, _, H, W = xs.shape
-        sk = skew(xs)                                      # (B, 4h, H, W + H - 1)
+        B, _, G, H, W = xs.shape                           # G = 4h
+        h, T = self.h, W + H - 1
+        sk = skew(xs.reshape(B, 2 * G, H, W)).view(B, 2, G, H, T)
+        bias = torch.stack([s.bias for s in self.s2s])[None, :, :, None, None]
+        # (T, 2, 4h, B*H): one contiguous slab per step; unbind (not sk[t]) keeps backward O(T)
+        steps = (sk.permute(4, 1, 2, 0, 3) + bias).reshape(T, 2, G, B * H).unbind(0)
+        # s2s weight (4h, h, 2): tap 0 on the cell above, tap 1 on the left -> (2, 4h, 2h)
+        k = torch.stack([s.weight.permute(0, 2, 1).reshape(G, 2 * h) for s in self.s2s])
+        h0 = torch.stack(list(self.h0))[:, :, None, None].expand(2, h, B, H)
+        c0 = torch.stack(list(self.c0))[:, :, None, None].expand(2, h, B, H)
         r = torch.arange(H, device=xs.device)
-        h0 = self.h0[d][None, :, None].expand(B, -1, H)
-        c0 = self.c0[d][None, :, None].expand(B, -1, H)
-        h, c = h0, c0
-        cols = []
-        for t in range(W + H - 1):                         # the only loop: a skewed column per step
-            above = torch.cat([h0[..., :1], h[..., :-1]], 2)   # cell r sees h[r-1]; h0 above row 0
-            hn, cn = self.cell(d, sk[..., t], above, h, c)
-            inside = ((t - r >= 0) & (t - r < W))[None, None]   # (1, 1, H) cells in the image
-            h, c = torch.where(inside, hn, h0), torch.where(inside, cn, c0)
-            cols.append(h)
-        return unskew(torch.stack(cols, -1), W)
+        hs, cs, cols = h0, c0, []
+        for t in range(T):                                 # the only loop: a skewed column per step
+            above = torch.cat([h0[..., :1], hs[..., :-1]], -1)     # cell r sees h[r-1]; h0 above row 0
+            gates = torch.baddbmm(steps[t], k, torch.cat([above, hs], 1).reshape(2, 2 * h, B * H))
+            hn, cn = lstm_update(gates, cs.reshape(2, h, B * H))
+            inside = (t - r >= 0) & (t - r < W)            # (H,) cells of this column in the image
+            hs = torch.where(inside, hn.view(2, h, B, H), h0)
+            cs = torch.where(inside, cn.view(2, h, B, H), c0)
+            cols.append(hs)
+        out = torch.stack(cols, -1).permute(2, 0, 1, 3, 4).reshape(B, 2 * h, H, T)
+        return unskew(out, W).view(B, 2, h, H, W)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         l2r, r2l = self.input_to_state(x, cond)
-        hl = self.scan(0, l2r)
-        hr = self.scan(1, r2l.flip(-1)).flip(-1)
+        hs = self.scan(torch.stack([l2r, r2l.flip(-1)], 1))
+        hl, hr = hs[:, 0], hs[:, 1].flip(-1)
         hr = F.pad(hr, (0, 0, 1, 0))[:, :, :-1]           # shift down one row: row i gets row i-1
         return x + self.out(hl + hr)

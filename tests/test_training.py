@@ -91,6 +91,7 @@ def test_resume_after_kill_matches_straight_run(tmp_path):
     resumed = train.main(TINY + paths(tmp_path, "killed") + ["--max-steps", str(n), "--resume"])
     assert resumed["step"] == n
     assert_same_weights(state(tmp_path, "straight")["model"], state(tmp_path, "killed")["model"])
+    assert_same_weights(state(tmp_path, "straight")["ema"], state(tmp_path, "killed")["ema"])
     log = state(tmp_path, "killed")["log"]
     assert [r["step"] for r in log if r["split"] == "val"] == [16, 24]
 
@@ -109,6 +110,21 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     val1 = [r["nats"] for r in one["log"] if r["split"] == "val"]
     val2 = [r["nats"] for r in two["log"] if r["split"] == "val"]
     assert len(val1) == 2 and val1 == pytest.approx(val2, rel=1e-5)
+
+
+@pytest.mark.parametrize("ema", ["0.9", "0"])
+def test_checkpoint_holds_the_averaged_weights(tmp_path, ema):
+    """--ema: validation and the checkpoint use the moving average, not the last iterate."""
+    r = train.main(TINY + paths(tmp_path, "e") + ["--epochs", "1", "--ema", ema])
+    st = state(tmp_path, "e")
+    published = pixelnet.load_checkpoint(tmp_path / "e" / "m.pt").state_dict()
+    assert_same_weights(published, st["ema"] if ema != "0" else st["model"])
+    if ema != "0":
+        assert not torch.equal(st["ema"]["head.conv2.weight"], st["model"]["head.conv2.weight"])
+        assert r["best_val"] == pytest.approx(evaluate.dataset_nll(
+            r["ema"], load_eval_set("mnist", "val")[:32]).mean().item(), rel=1e-5)
+    else:
+        assert st["ema"] is None and r["ema"] is None
 
 
 @pytest.fixture
