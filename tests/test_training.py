@@ -1,6 +1,7 @@
 """Training pipeline: outputs, resume after kill -9, DDP agreement, evaluate and publish.
 Tiny models on a few dozen MNIST digits; one CPU thread per process."""
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -101,9 +102,10 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     args = TINY + ["--max-steps", "6", "--val-every", "3"]
     train.main(args + paths(tmp_path, "single"))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                    "--standalone", TRAIN, *args, *paths(tmp_path, "ddp")],
-                   check=True, env=env, timeout=120, capture_output=True)
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                        "--standalone", TRAIN, *args, *paths(tmp_path, "ddp")],
+                       env=env, timeout=120, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
     one, two = state(tmp_path, "single"), state(tmp_path, "ddp")
     assert two["step"] == 6 and "2 x CPU" in two["hardware"][0]
     assert_same_weights(one["model"], two["model"], atol=1e-6)
@@ -176,3 +178,17 @@ def test_bad_arguments(tmp_path):
         train.main(TINY + paths(tmp_path, "c") + ["--small-h", "3"])
     with pytest.raises(ValueError, match="no full batch"):
         train.main(TINY + paths(tmp_path, "c") + ["--batch-size", "128"])
+
+
+MANIFEST = REPO / "checkpoints" / "manifest.json"
+
+
+@pytest.mark.parametrize("file", ["mnist_pixelcnn.pt", "mnist_row_lstm.pt"])
+def test_evaluate_reproduces_the_manifest(file):
+    """The committed numbers are what evaluate.py measures (the cheap MNIST ones, whole
+    test split), and the manifest lists every committed checkpoint."""
+    entries = {e["file"]: e for e in json.loads(MANIFEST.read_text())["checkpoints"]}
+    assert set(entries) == {p.name for p in (REPO / "checkpoints").glob("*.pt")}
+    r = evaluate.evaluate(REPO / "checkpoints" / file)
+    assert r["nats"] == pytest.approx(entries[file]["test_nll"], abs=1e-3)
+    assert r["split_description"] == entries[file]["test_split"] and r["images"] == 1000

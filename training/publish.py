@@ -26,6 +26,12 @@ from pixelnet.data import DATASETS  # noqa: E402
 from training.evaluate import evaluate  # noqa: E402
 
 TEST_KEYS = ("test_nll", "test_bits_per_dim", "test_split")
+# the project's targets (issue 4) and the paper's numbers (PAPER.md), for the README table
+TARGETS = {("mnist", "diagonal_bilstm"): "≤ 84 (paper: 79.20 on 60k digits)",
+           ("mnist", "row_lstm"): "≤ 85",
+           ("mnist", "pixelcnn"): "≤ 86 (paper: ~81.3)",
+           ("fashion", "pixelcnn"): "best arch ≤ 3.2", ("fashion", "row_lstm"): "best arch ≤ 3.2",
+           ("fashion", "diagonal_bilstm"): "best arch ≤ 3.2"}
 
 
 def sample_grid(model: torch.nn.Module, path: Path, n: int = 64, seed: int = 0) -> float:
@@ -76,10 +82,12 @@ def readme(entries: list[dict]) -> str:
              "Written by `python training/publish.py`; reproduce a number with "
              "`python training/evaluate.py checkpoints/<file>`. Binarized MNIST NLL is in nats "
              "per image, the 8-bit datasets' in bits per dimension (both are in "
-             "`manifest.json`).", "",
-             "| checkpoint | dataset | arch | params | test NLL | test split | train images "
-             "| epochs | training time | hardware | samples |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "`manifest.json`). Runs trained since `train.py` keeps a moving average of the "
+             "weights (`--ema`; `train_config` in each checkpoint's metadata) publish the "
+             "average.", "",
+             "| checkpoint | dataset | arch | params | test NLL | target | test split "
+             "| train images | epochs | training time | hardware | samples |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
         if e["test_nll"] is None:
             nll = "?"
@@ -89,6 +97,7 @@ def readme(entries: list[dict]) -> str:
             nll = f"{e['test_bits_per_dim']:.3f} bits/dim"
         grid = f"![]({e['samples']})" if e.get("samples") else ""
         lines.append(f"| `{e['file']}` | {e['dataset']} | {e['arch']} | {e['params']:,} | {nll} "
+                     f"| {TARGETS.get((e['dataset'], e['arch']), '')} "
                      f"| {e['test_split']} | {e['train_images']} | {e['epochs']} "
                      f"| {_hours(e['train_seconds'])} | {e['hardware']} | {grid} |")
     return "\n".join(lines) + "\n"

@@ -371,6 +371,7 @@ def train(cfg: TrainConfig, run: argparse.Namespace) -> dict:
     if bar is not None:
         bar.close()
     if dist.is_initialized():
+        dist.barrier()          # rank 0 may still be saving: tear gloo down together
         dist.destroy_process_group()
     return dict(step=step, best_val=best_val, out=str(out), state=str(state_path),
                 train_seconds=train_seconds(), model=model, ema=ema)
