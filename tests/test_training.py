@@ -183,12 +183,19 @@ def test_bad_arguments(tmp_path):
 MANIFEST = REPO / "checkpoints" / "manifest.json"
 
 
+def manifest_entries() -> dict[str, dict]:
+    return {e["file"]: e for e in json.loads(MANIFEST.read_text())["checkpoints"]}
+
+
+def test_manifest_lists_every_committed_checkpoint():
+    assert set(manifest_entries()) == {p.name for p in (REPO / "checkpoints").glob("*.pt")}
+
+
 @pytest.mark.parametrize("file", ["mnist_pixelcnn.pt", "mnist_row_lstm.pt"])
 def test_evaluate_reproduces_the_manifest(file):
     """The committed numbers are what evaluate.py measures (the cheap MNIST ones, whole
-    test split), and the manifest lists every committed checkpoint."""
-    entries = {e["file"]: e for e in json.loads(MANIFEST.read_text())["checkpoints"]}
-    assert set(entries) == {p.name for p in (REPO / "checkpoints").glob("*.pt")}
+    test split)."""
+    entries = manifest_entries()
     r = evaluate.evaluate(REPO / "checkpoints" / file)
     assert r["nats"] == pytest.approx(entries[file]["test_nll"], abs=1e-3)
     assert r["split_description"] == entries[file]["test_split"] and r["images"] == 1000
