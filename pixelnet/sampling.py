@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from .base import PixelModel
 from .layers import (DiagonalBiLSTMLayer, MaskedConv2d, ResidualBlock, RowLSTMLayer,
-                     lstm_update, scale_input)
+                     scale_input)
 
 METHODS = ("fast", "naive")
 
@@ -155,6 +155,33 @@ def _feature_last(t: torch.Tensor) -> torch.Tensor:
     return t.permute(0, 2, 3, 1).contiguous()
 
 
+def _cell_order(t: torch.Tensor) -> torch.Tensor:
+    """Gate blocks along the last dim from ours, ``[o, f, i, g]``, to ``torch.lstm_cell``'s
+    ``[i, f, g, o]``: ``(..., 4h) -> (..., 4h)``."""
+    o, f, i, g = t.chunk(4, -1)
+    return torch.cat([i, f, g, o], -1)
+
+
+class _Cell:
+    """:func:`~pixelnet.layers.lstm_update` after a matrix product, as one ATen call.
+
+    ``cell(x, b, c)`` equals ``lstm_update(torch.addmm(b, x, w), c)`` for the gate matrix ``w``
+    ``(in, 4h)`` given at creation, with ``b`` ``(n, 4h)`` already in ``torch.lstm_cell``'s
+    gate order. The engines fold every recurrent term into ``x`` or ``b``, so the cell's own
+    hidden-to-hidden weight is zero. One dispatch instead of about ten: at one image a pixel
+    is launch-bound, and this makes a cell about 1.5x faster.
+    """
+
+    def __init__(self, w: torch.Tensor, n: int):
+        h = w.shape[1] // 4
+        self.w = _cell_order(w).T.contiguous()                        # (4h, in)
+        self.zero_w, self.zero_h = torch.zeros(4 * h, h), torch.zeros(n, h)
+
+    def __call__(self, x: torch.Tensor, b: torch.Tensor, c: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.lstm_cell(x, (self.zero_h, c), self.w, self.zero_w, b)
+
+
 class FastEngine:
     """Shared machinery: raster bookkeeping, the 7x7 first layer, skips and the head.
 
@@ -270,7 +297,9 @@ class RowLSTMEngine(FastEngine):
         super().__init__(model, x, cond)
         layers: list[RowLSTMLayer] = list(model.layers)
         self.condmaps = [_feature_last(lay.cond(cond)) for lay in layers] if cond is not None else None
-        self.w = [(_matrix(lay.i2s, slice(None), slice(0, 1)), _matrix(lay.i2s, slice(None), slice(1, 2)),
+        # the 1x3 kernel's left tap (in lstm_cell's gate order) and centre tap (as a cell)
+        self.w = [(_cell_order(_matrix(lay.i2s, slice(None), slice(0, 1))),
+                   _Cell(_matrix(lay.i2s, slice(None), slice(1, 2)), self.n),
                    _matrix(lay.out), lay.out.bias) for lay in layers]
         self.z = [[None] * self.W for _ in layers]  # layer inputs along the current row
         self.h = [[None] * self.W for _ in layers]
@@ -282,21 +311,22 @@ class RowLSTMEngine(FastEngine):
             self.cprev.append(list(c0.transpose(1, 2).unbind(1)))
 
     def row_term(self, k: int, hprev: torch.Tensor, i: int) -> list[torch.Tensor]:
-        """Row ``i``'s gate terms from row ``i-1`` (``hprev`` ``(n, h, W)``): W x ``(n, 4h)``."""
+        """Row ``i``'s gate terms from row ``i-1`` (``hprev`` ``(n, h, W)``): W x ``(n, 4h)``,
+        in ``torch.lstm_cell``'s gate order."""
         lay = self.model.layers[k]
         t = F.conv1d(hprev, lay.s2s.weight, lay.s2s.bias, padding=1).transpose(1, 2) + lay.i2s.bias
         if self.condmaps is not None:
             t = t + self.condmaps[k][:, i]
-        return list(t.unbind(1))
+        return list(_cell_order(t).unbind(1))
 
     def body(self, i, j, z):
         zs = []
-        for k, (w_left, w_centre, w_out, b_out) in enumerate(self.w):
+        for k, (w_left, centre, w_out, b_out) in enumerate(self.w):
             g = self.rowterm[k][j]
             if j > 0:                              # the 1x3 mask B kernel's left tap
                 g = torch.addmm(g, self.z[k][j - 1], w_left)
             self.z[k][j] = z
-            h, c = lstm_update(torch.addmm(g, z, w_centre), self.cprev[k][j])
+            h, c = centre(z, g, self.cprev[k][j])
             self.h[k][j], self.c[k][j] = h, c
             z = torch.addmm(z + b_out, h, w_out)
             zs.append(z)
@@ -323,11 +353,12 @@ class DiagonalBiLSTMEngine(FastEngine):
         for lay in layers:
             w_is, h4 = _matrix(lay.i2s), 4 * lay.h                         # (2h, 8h)
             ss = [lay.s2s[d].weight for d in range(2)]                     # (4h, h, 2)
-            self.w.append(dict(
-                l=torch.cat([w_is[:, :h4], ss[0][:, :, 0].T, ss[0][:, :, 1].T]),
-                bl=lay.i2s.bias[:h4] + lay.s2s[0].bias,
-                r_is=w_is[:, h4:], r_ss=torch.cat([ss[1][:, :, 0].T, ss[1][:, :, 1].T]),
-                br=lay.i2s.bias[h4:] + lay.s2s[1].bias,
+            self.w.append(dict(                    # gate terms in torch.lstm_cell's order
+                l=_Cell(torch.cat([w_is[:, :h4], ss[0][:, :, 0].T, ss[0][:, :, 1].T]), self.n),
+                bl=_cell_order(lay.i2s.bias[:h4] + lay.s2s[0].bias),
+                r_is=_cell_order(w_is[:, h4:]),
+                r_ss=_Cell(torch.cat([ss[1][:, :, 0].T, ss[1][:, :, 1].T]), self.n),
+                br=_cell_order(lay.i2s.bias[h4:] + lay.s2s[1].bias),
                 out=_matrix(lay.out), b_out=lay.out.bias,
                 h0=[lay.h0[d].expand(self.n, -1) for d in range(2)],
                 c0=[lay.c0[d].expand(self.n, -1) for d in range(2)]))
@@ -337,8 +368,11 @@ class DiagonalBiLSTMEngine(FastEngine):
         self.z = [self.grid() for _ in layers]                             # layer inputs
         self.condmaps = None
         if cond is not None:                       # conditioning with the biases folded in
-            self.condmaps = [_feature_last(lay.cond(cond)) + torch.cat([w["bl"], w["br"]])
-                             for lay, w in zip(layers, self.w)]
+            self.condmaps = []
+            for lay, w in zip(layers, self.w):
+                m = _feature_last(lay.cond(cond))                          # (n, H, W, 8h)
+                m = torch.cat([_cell_order(t) for t in m.chunk(2, -1)], -1)
+                self.condmaps.append(m + torch.cat([w["bl"], w["br"]]))
 
     def body(self, i, j, z):
         zs = []
@@ -348,7 +382,7 @@ class DiagonalBiLSTMEngine(FastEngine):
             above = self.hl[k][i - 1][j] if i > 0 else h0
             left, cleft = (self.hl[k][i][j - 1], self.cl[k][i][j - 1]) if j > 0 else (h0, c0)
             b = self.condmaps[k][:, i, j, : w["bl"].shape[0]] if self.condmaps is not None else w["bl"]
-            h, c = lstm_update(torch.addmm(b, torch.cat([z, above, left], 1), w["l"]), cleft)
+            h, c = w["l"](torch.cat([z, above, left], 1), b, cleft)
             self.hl[k][i][j], self.cl[k][i][j] = h, c
             if i > 0:
                 h = h + self.hr[k][i - 1][j]       # right-to-left stream of the row above
@@ -367,7 +401,7 @@ class DiagonalBiLSTMEngine(FastEngine):
             h, c = w["h0"][1], w["c0"][1]
             for j in range(self.W - 1, -1, -1):
                 above = self.hr[k][i - 1][j] if i > 0 else w["h0"][1]
-                h, c = lstm_update(torch.addmm(xs[j], torch.cat([above, h], 1), w["r_ss"]), c)
+                h, c = w["r_ss"](torch.cat([above, h], 1), xs[j], c)
                 self.hr[k][i][j] = h
 
 

@@ -112,3 +112,18 @@ def test_bad_arguments():
         pixelnet.sample(m, 0)
     with pytest.raises(ValueError, match="preset"):
         completion_inputs("bottom", 1, 6, 8)
+
+
+def test_fused_cell_equals_lstm_update():
+    """The fast engines' one-call cell (torch.lstm_cell, gates reordered) is the paper's LSTM
+    step after a matrix product, for a batch and for a per-sample bias."""
+    from pixelnet.layers import lstm_update
+    from pixelnet.sampling import _Cell, _cell_order
+    g = torch.Generator().manual_seed(0)
+    n, h, d = 3, 5, 7
+    x, w, c = torch.randn(n, d, generator=g), torch.randn(d, 4 * h, generator=g), torch.randn(n, h, generator=g)
+    for b in (torch.randn(4 * h, generator=g), torch.randn(n, 4 * h, generator=g)):
+        want = lstm_update(torch.addmm(b, x, w), c)
+        got = _Cell(w, n)(x, _cell_order(b), c)
+        for a, e in zip(got, want):
+            torch.testing.assert_close(a, e)
