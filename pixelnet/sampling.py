@@ -169,7 +169,7 @@ class _Cell:
     ``(in, 4h)`` given at creation, with ``b`` ``(n, 4h)`` already in ``torch.lstm_cell``'s
     gate order. The engines fold every recurrent term into ``x`` or ``b``, so the cell's own
     hidden-to-hidden weight is zero. One dispatch instead of about ten: at one image a pixel
-    is launch-bound, and this makes a cell about 1.5x faster.
+    is launch-bound, and a cell at h = 16 takes 18 µs instead of 25.
     """
 
     def __init__(self, w: torch.Tensor, n: int):
@@ -296,7 +296,11 @@ class RowLSTMEngine(FastEngine):
     def __init__(self, model, x, cond=None):
         super().__init__(model, x, cond)
         layers: list[RowLSTMLayer] = list(model.layers)
-        self.condmaps = [_feature_last(lay.cond(cond)) for lay in layers] if cond is not None else None
+        self.condmaps = ([_cell_order(_feature_last(lay.cond(cond))) for lay in layers]
+                         if cond is not None else None)
+        # K_ss and the biases reordered once, so a row's gate terms come out in cell order
+        self.ss = [(_cell_order(lay.s2s.weight.movedim(0, -1)).movedim(-1, 0).contiguous(),
+                    _cell_order(lay.s2s.bias + lay.i2s.bias)) for lay in layers]
         # the 1x3 kernel's left tap (in lstm_cell's gate order) and centre tap (as a cell)
         self.w = [(_cell_order(_matrix(lay.i2s, slice(None), slice(0, 1))),
                    _Cell(_matrix(lay.i2s, slice(None), slice(1, 2)), self.n),
@@ -313,11 +317,10 @@ class RowLSTMEngine(FastEngine):
     def row_term(self, k: int, hprev: torch.Tensor, i: int) -> list[torch.Tensor]:
         """Row ``i``'s gate terms from row ``i-1`` (``hprev`` ``(n, h, W)``): W x ``(n, 4h)``,
         in ``torch.lstm_cell``'s gate order."""
-        lay = self.model.layers[k]
-        t = F.conv1d(hprev, lay.s2s.weight, lay.s2s.bias, padding=1).transpose(1, 2) + lay.i2s.bias
+        t = F.conv1d(hprev, *self.ss[k], padding=1).transpose(1, 2)
         if self.condmaps is not None:
             t = t + self.condmaps[k][:, i]
-        return list(_cell_order(t).unbind(1))
+        return list(t.unbind(1))
 
     def body(self, i, j, z):
         zs = []
