@@ -182,7 +182,7 @@ def check_controls(dataset: str, architecture: str, temperature, seed, speed
     except ValueError as e:
         raise fail(str(e)) from None
     if arch not in architectures(ds):
-        raise fail(f"{ARCH_NAMES[arch]} is only offered for MNIST digits; choose one of "
+        raise fail(f"{ARCH_NAMES[arch]} is not offered for {dataset}; choose one of "
                    f"{', '.join(ARCH_NAMES[a] for a in architectures(ds))}")
     try:
         temperature = float(temperature)

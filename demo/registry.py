@@ -31,7 +31,7 @@ ARCH_NAMES: dict[str, str] = {"pixelcnn": "PixelCNN", "row_lstm": "Row LSTM",
                               "diagonal_bilstm": "Diagonal BiLSTM", "multiscale": "Multi-Scale"}
 """Architecture key -> display name."""
 
-MULTISCALE_DATASETS = ("mnist",)
+MULTISCALE_DATASETS = ("mnist", "emoji")
 
 _cache: dict[tuple[str, str], tuple[float | None, torch.nn.Module]] = {}
 _lock = threading.Lock()
@@ -57,7 +57,7 @@ def arch_key(arch: str) -> str:
 
 
 def architectures(dataset: str) -> list[str]:
-    """Architecture keys offered for ``dataset`` (Multi-Scale only for MNIST)."""
+    """Architecture keys offered for ``dataset`` (Multi-Scale only for ``MULTISCALE_DATASETS``)."""
     ds = dataset_key(dataset)
     return [a for a in pixelnet.ARCHITECTURES if a in ARCH_NAMES
             and (a != "multiscale" or ds in MULTISCALE_DATASETS)]
@@ -82,7 +82,7 @@ def get_model(dataset: str, arch: str) -> torch.nn.Module:
 
     Trained (``checkpoints/{dataset}_{arch}.pt``) if present and readable, else untrained
     (see :func:`is_untrained`). Raises ``ValueError`` for an unknown dataset or architecture
-    or Multi-Scale outside MNIST.
+    or Multi-Scale outside ``MULTISCALE_DATASETS``.
     """
     ds, arch = dataset_key(dataset), arch_key(arch)
     if arch not in architectures(ds):
@@ -115,6 +115,8 @@ def describe(model: torch.nn.Module) -> str:
     """One line for the UI: the architecture and whether/how it was trained."""
     meta = getattr(model, "metadata", {})
     name = ARCH_NAMES.get(model.arch, model.arch)
+    if model.arch == "multiscale":          # the base differs between datasets
+        name += f" ({ARCH_NAMES.get(model.cfg.base, model.cfg.base)} base)"
     if is_untrained(model):
         return (f"{name}: ⚠️ UNTRAINED (random weights; no checkpoints/{meta.get('dataset')}_"
                 f"{model.arch}.pt yet) — samples will look like noise")
@@ -123,6 +125,10 @@ def describe(model: torch.nn.Module) -> str:
         parts.append(f"{meta['epochs']:g} epoch{'' if meta['epochs'] == 1 else 's'}")
     for key, split in (("test_nll", "test"), ("val_nll", "validation")):
         if isinstance(meta.get(key), (int, float)):
-            parts.append(f"{split} NLL {meta[key]:.2f} nats")
+            nll = f"{split} NLL {meta[key]:.2f} nats"
+            if model.cfg.levels > 2:        # 8-bit data: the paper reports bits/dim
+                dims = model.cfg.channels * model.cfg.height * model.cfg.width
+                nll += f" ({pixelnet.bits_per_dim(meta[key], dims):.3f} bits/dim)"
+            parts.append(nll)
             break
     return ", ".join(parts)

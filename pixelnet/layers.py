@@ -145,6 +145,10 @@ def param_count(model: nn.Module) -> int:
 class ResidualBlock(nn.Module):
     """PixelCNN residual block (paper Fig. 5): ReLU, 1x1 2h->h, ReLU, 3x3 mask B, ReLU,
     1x1 h->2h, added to the input. Every conv is mask B so colour groups never mix forward.
+
+    With ``cond_channels > 0`` a 1x1 unmasked conv of a conditioning map is added to the
+    first 1x1 conv's output (Multi-Scale PixelRNN with a PixelCNN base; the conditioning is
+    known in full before generation, so it needs no mask).
     """
 
     def __init__(self, h: int, channels: int, cond_channels: int = 0):
@@ -152,9 +156,12 @@ class ResidualBlock(nn.Module):
         self.conv1 = MaskedConv2d(2 * h, h, 1, "B", channels)
         self.conv2 = MaskedConv2d(h, h, 3, "B", channels)
         self.conv3 = MaskedConv2d(h, 2 * h, 1, "B", channels)
+        self.cond = nn.Conv2d(cond_channels, h, 1) if cond_channels else None
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        y = self.conv1(F.relu(x))
+        y = self.conv1(F.relu(x))                            # (B, h, H, W)
+        if self.cond is not None:
+            y = y + self.cond(cond)
         y = self.conv2(F.relu(y))
         return x + self.conv3(F.relu(y))
 

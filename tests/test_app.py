@@ -1,5 +1,6 @@
 """The Gradio app: its functions called directly (tiny models), then a launched app driven
 through ``gradio_client``."""
+import math
 import socket
 import time
 from functools import lru_cache
@@ -49,11 +50,12 @@ def test_registry_names_and_architectures():
     assert registry.dataset_key("MNIST digits") == registry.dataset_key("mnist") == "mnist"
     assert registry.arch_key("Row LSTM") == "row_lstm"
     assert "multiscale" in registry.architectures("mnist")
-    assert "multiscale" not in registry.architectures("emoji")
+    assert "multiscale" in registry.architectures("emoji")
+    assert "multiscale" not in registry.architectures("fashion")
     with pytest.raises(ValueError, match="unknown dataset"):
         registry.dataset_key("cats")
     with pytest.raises(ValueError, match="not offered"):
-        registry.get_model("emoji", "multiscale")
+        registry.get_model("fashion", "multiscale")
 
 
 def test_registry_untrained_then_checkpoint_lands(tmp_path, monkeypatch):
@@ -71,6 +73,9 @@ def test_registry_untrained_then_checkpoint_lands(tmp_path, monkeypatch):
     m2 = registry.get_model("fashion", "pixelcnn")
     assert not registry.is_untrained(m2) and m2.cfg.layers == TINY["layers"]
     assert "trained on fashion" in registry.describe(m2) and "123.40" in registry.describe(m2)
+    assert f"({123.4 / (28 * 28 * math.log(2)):.3f} bits/dim)" in registry.describe(m2)
+    ms = tiny("emoji", "multiscale")
+    assert registry.describe(ms).startswith(f"Multi-Scale ({registry.ARCH_NAMES[ms.cfg.base]} base)")
 
 
 # ----------------------------------------------------------------------------- images in
@@ -233,7 +238,7 @@ def test_nothing_to_generate_still_scores_the_image(tiny_models):
 @pytest.mark.parametrize("kwargs,message", [
     (dict(dataset="CIFAR-100"), "unknown dataset"),
     (dict(architecture="Transformer"), "unknown architecture"),
-    (dict(dataset="Emoji", architecture="Multi-Scale"), "only offered for MNIST"),
+    (dict(dataset="Fashion-MNIST", architecture="Multi-Scale"), "not offered for Fashion-MNIST"),
     (dict(temperature=-1), "between 0 and"),
     (dict(temperature="hot"), "must be a number"),
     (dict(seed="lucky"), "must be a number"),
@@ -361,8 +366,8 @@ def test_client_bad_input_is_an_error_not_a_crash(served):
     client = Client(served, verbose=False)
     with pytest.raises(Exception, match="greater than maximum"):           # Gradio's check
         client.predict(temperature=9, api_name="/generate")
-    with pytest.raises(Exception, match="only offered for MNIST"):         # the app's
-        client.predict(dataset="Emoji", architecture="Multi-Scale", api_name="/generate")
+    with pytest.raises(Exception, match="not offered for Fashion-MNIST"):  # the app's
+        client.predict(dataset="Fashion-MNIST", architecture="Multi-Scale", api_name="/generate")
     assert client.submit(api_name="/generate").result(timeout=60)[2].startswith("Done")
 
 

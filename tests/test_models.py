@@ -40,9 +40,19 @@ def test_shapes_and_config_roundtrip(arch, data):
 
 
 def test_causality_by_perturbation(arch, data):
+    check_causal(tiny_model(arch, **data))
+
+
+@pytest.mark.parametrize("base", ["pixelcnn", "row_lstm"])
+def test_causality_multiscale_bases(base, data):
+    """The other bases of the Multi-Scale model (the default one is in the test above)."""
+    check_causal(tiny_model("multiscale", base=base, **data))
+
+
+def check_causal(m):
     """Change each sub-pixel in turn: no logit at an earlier (position, channel) moves,
     and some later one does."""
-    m = tiny_model(arch, **data).double()
+    m = m.double()
     C, H, W = m.cfg.channels, m.cfg.height, m.cfg.width
     rank = subpixel_rank(m)
     cs, iss, js = (t.flatten() for t in torch.meshgrid(

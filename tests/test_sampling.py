@@ -13,7 +13,16 @@ def small(arch, data):
 
 
 def test_fast_matches_naive_at_every_step(arch, data):
-    m = small(arch, data)
+    check_fast_matches_naive(small(arch, data), data)
+
+
+@pytest.mark.parametrize("base", ["pixelcnn", "row_lstm"])
+def test_fast_matches_naive_multiscale_bases(base, data):
+    """The other bases of the Multi-Scale model (the default one is in the test above)."""
+    check_fast_matches_naive(tiny_model("multiscale", base=base, height=6, width=6, **data), data)
+
+
+def check_fast_matches_naive(m, data):
     naive = list(sample_stream(m, 2, seed=3, method="naive"))
     fast = list(sample_stream(m, 2, seed=3, method="fast"))
     assert len(naive) == len(fast) == 6 * 6 * data["channels"]

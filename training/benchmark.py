@@ -34,7 +34,7 @@ from pixelnet.sampling import sample_stream  # noqa: E402
 SETS = {"mnist": dict(channels=1, levels=2, height=28, width=28),
         "emoji": dict(channels=3, levels=256, height=32, width=32)}
 ARCHS = {"mnist": ("pixelcnn", "row_lstm", "diagonal_bilstm", "multiscale"),
-         "emoji": ("pixelcnn", "row_lstm", "diagonal_bilstm")}
+         "emoji": ("pixelcnn", "row_lstm", "diagonal_bilstm", "multiscale")}
 
 
 def get_model(dataset: str, arch: str) -> tuple[pixelnet.PixelModel, str]:
