@@ -25,6 +25,7 @@ import argparse
 import copy
 import csv
 import dataclasses
+import gc
 import os
 import platform
 import signal
@@ -374,6 +375,10 @@ def train(cfg: TrainConfig, run: argparse.Namespace) -> dict:
     if bar is not None:
         bar.close()
     if dist.is_initialized():
+        # DDP's reducer holds the process group: release it first, or a rank can abort at
+        # exit with "terminate called without an active exception" (seen once in CI)
+        net = loss = None
+        gc.collect()
         dist.barrier()          # rank 0 may still be saving: tear gloo down together
         dist.destroy_process_group()
     return dict(step=step, best_val=best_val, out=str(out), state=str(state_path),
