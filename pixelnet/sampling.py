@@ -272,10 +272,10 @@ class PixelCNNEngine(FastEngine):
             b: ResidualBlock
             w2 = b.conv2.masked_weight()                                   # (h, h, 3, 3)
             taps = [w2[:, :, 0, 0], w2[:, :, 0, 1], w2[:, :, 0, 2], w2[:, :, 1, 0], w2[:, :, 1, 1]]
-            b1 = b.conv1.bias if cond is None else _feature_last(b.cond(cond)) + b.conv1.bias
-            self.w.append((_matrix(b.conv1), b1, torch.cat([t.T for t in taps]),
+            self.w.append((_matrix(b.conv1), b.conv1.bias, torch.cat([t.T for t in taps]),
                            b.conv2.bias, _matrix(b.conv3), b.conv3.bias))
-        self.conditioned = cond is not None
+        self.condmaps = ([_feature_last(b.cond(cond)) + b.conv1.bias for b in model.layers]
+                         if cond is not None else None)     # conditioning with the bias folded in
         zero = torch.zeros(self.n, model.cfg.h)
         # cache[k][i][j] with a zero border: row -1 and columns -1, W
         self.cache = [[[zero] * (self.W + 2) for _ in range(self.H + 1)] for _ in model.layers]
@@ -283,8 +283,8 @@ class PixelCNNEngine(FastEngine):
     def body(self, i, j, z):
         zs = []
         for k, (w1, b1, w2, b2, w3, b3) in enumerate(self.w):
-            if self.conditioned:
-                b1 = b1[:, i, j]                                    # (n, h)
+            if self.condmaps is not None:
+                b1 = self.condmaps[k][:, i, j]                      # (n, h)
             above, row = self.cache[k][i], self.cache[k][i + 1]     # rows i-1 and i, offset +1
             row[j + 1] = F.relu(torch.addmm(b1, F.relu(z), w1))
             win = torch.cat([above[j], above[j + 1], above[j + 2], row[j], row[j + 1]], 1)
