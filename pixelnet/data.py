@@ -1,20 +1,25 @@
-"""Datasets as LongTensors ``(N, C, H, W)`` of 8-bit levels, with fixed train/val/test splits.
+"""Datasets as LongTensors ``(N, C, H, W)`` of 8-bit levels, with fixed train/val/test splits,
+and their class labels.
 
 Sources (``source="auto"`` tries them in this order; see ``shared/SPEC.md``):
 
-1. ``torchvision``'s files already on disk (MNIST, FashionMNIST, CIFAR10 under a data folder);
-2. the offline files: ``mnist9k.npz`` and ``emoji32.npz`` in the shared data folder, and
-   Debian's ``dataset-fashion-mnist`` IDX files in ``/usr/share/datasets/fashion-mnist``;
+1. the offline files, which travel with the repository in ``data/`` (see ``data/README.md``):
+   ``mnist9k.npz`` (9,000 MNIST digits and labels), ``emoji32.npz`` (3,786 Noto emoji) with
+   ``emoji32_labels.npz``, and Fashion-MNIST's 70,000 images as ``fashion_{train,test}_{k}.npz``
+   shards (or the original IDX files, in any data folder);
+2. ``torchvision``'s files already on disk (MNIST, FashionMNIST, CIFAR10 under a data folder);
 3. a ``torchvision`` download (fails within seconds where there is no network).
 
-Data folders searched: the ``root`` argument, ``$PIXELNET_DATA``, ``<repo>/../shared/data``.
+``source="torchvision"`` skips the offline files: the full 60,000-digit MNIST, for a user with a
+network. Data folders searched: the ``root`` argument, ``<repo>/data``, ``$PIXELNET_DATA``.
 Downloads go to the first of ``root``, ``$PIXELNET_DATA``, ``~/.cache/pixelnet``.
 
-Splits. Sources with their own test set (torchvision, Debian's Fashion-MNIST) keep it; the
-validation set is every 16th image of their training set. The offline ``.npz`` files have no
-test set: their test set is every 9th image (index % 9 == 8: 1,000 of the 9,000 digits,
-420 emoji), and validation is every 16th image of the rest (500 digits, 210 emoji). The
-emoji file is sorted by code point, so interleaved splits spread every kind of emoji.
+Splits. Sources with their own test set (torchvision, Fashion-MNIST) keep it; the validation
+set is every 16th image of their training set. ``mnist9k.npz`` and ``emoji32.npz`` have no test
+set: their test set is every 9th image (index % 9 == 8: 1,000 of the 9,000 digits, 420 emoji),
+and validation is every 16th image of the rest (500 digits, 210 emoji). The emoji file is
+sorted by code point, so interleaved splits spread every kind of emoji. :func:`load_labels`
+gives the labels of the same images in the same order.
 
 Binarized MNIST (paper, Sec. 5): a pixel is on with probability intensity / 255. Training
 images are re-binarized every epoch (:func:`binarize`); evaluation images are binarized once
@@ -34,17 +39,28 @@ import torch
 
 SPLITS = ("train", "val", "test")
 SOURCES = ("auto", "torchvision", "offline")
-TEST_EVERY = 9          # offline files: test = every 9th image
+TEST_EVERY = 9          # mnist9k / emoji32: test = every 9th image
 VAL_EVERY = 16          # val = every 16th image of what is left for training
 EVAL_SEED = 1234        # the one fixed binarization of MNIST val/test images
 DOWNLOAD_TIMEOUT_S = 10
-DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 TORCHVISION = {"mnist": "MNIST", "fashion": "FashionMNIST", "cifar10": "CIFAR10"}
 OFFLINE_HINTS = {
     "mnist": "mnist9k.npz (images, labels) in a data folder",
-    "emoji": "emoji32.npz (images) in a data folder",
-    "fashion": f"`apt-get install dataset-fashion-mnist` (IDX files in {DEBIAN_FASHION}) "
-               "or the IDX files in a data folder",
+    "emoji": "emoji32.npz (images, codepoints) in a data folder, emoji32_labels.npz beside it "
+             "for labels",
+    "fashion": "fashion_{train,test}_{k}.npz shards, or the Fashion-MNIST IDX files, in a data "
+               "folder",
+}
+# Class k of each dataset; emoji: Unicode emoji categories (tools/emoji_labels.py)
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "mnist": tuple(str(d) for d in range(10)),
+    "fashion": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                "Sneaker", "Bag", "Ankle boot"),
+    "emoji": ("Smileys", "People", "Animals & Nature", "Food & Drink", "Travel & Places",
+              "Activities", "Objects", "Symbols", "Flags"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                "ship", "truck"),
 }
 
 
@@ -77,10 +93,17 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+@dataclass(frozen=True)
+class Part:
+    """Images ``(N, C, H, W)`` uint8 and their labels ``(N,)`` long (None: no labels)."""
+    images: torch.Tensor
+    labels: torch.Tensor | None
+
+
 def data_dirs(root: str | os.PathLike | None = None) -> list[Path]:
-    """Folders searched for data files, in order."""
-    repo = Path(__file__).resolve().parents[1]
-    dirs = [root, os.environ.get("PIXELNET_DATA"), repo.parent / "shared" / "data"]
+    """Folders searched for offline files, in order: ``root``, ``<repo>/data``,
+    ``$PIXELNET_DATA``."""
+    dirs = [root, REPO_DATA, os.environ.get("PIXELNET_DATA")]
     return [Path(d) for d in dirs if d]
 
 
@@ -94,8 +117,14 @@ def _nchw(a) -> torch.Tensor:
     return t[:, None] if t.dim() == 3 else t.permute(0, 3, 1, 2).contiguous()
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """An IDX image file (optionally gzip'd), e.g. ``train-images-idx3-ubyte.gz``."""
+def _labels(a) -> torch.Tensor:
+    return torch.tensor(np.asarray(a), dtype=torch.long)
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """An IDX file of unsigned bytes (optionally gzip'd), e.g. ``train-images-idx3-ubyte.gz``
+    (N, H, W) or ``train-labels-idx1-ubyte.gz`` (N,)."""
+    path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         raw = f.read()
@@ -106,11 +135,14 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _torchvision(name: str, root, download: bool) -> dict[str, torch.Tensor] | None:
+def _torchvision(name: str, root, download: bool) -> dict[str, Part] | None:
     """{"train", "test"} from torchvision, or None if not on disk / not downloadable."""
     if name not in TORCHVISION:
         return None
-    import torchvision.datasets
+    try:
+        import torchvision.datasets
+    except ImportError:         # the app's requirements have no torchvision
+        return None
     cls = getattr(torchvision.datasets, TORCHVISION[name])
     roots = [_download_dir(root)] if download else [_download_dir(root), *data_dirs(root)]
     old = socket.getdefaulttimeout()
@@ -118,39 +150,88 @@ def _torchvision(name: str, root, download: bool) -> dict[str, torch.Tensor] | N
     try:
         for r in roots:
             try:
-                return {s: _nchw(cls(str(r), train=s == "train", download=download).data)
+                sets = {s: cls(str(r), train=s == "train", download=download)
                         for s in ("train", "test")}
             except (RuntimeError, OSError):
                 continue
+            return {s: Part(_nchw(d.data), _labels(d.targets)) for s, d in sets.items()}
     finally:
         socket.setdefaulttimeout(old)
     return None
 
 
-def _offline(name: str, root) -> tuple[dict[str, torch.Tensor], str] | None:
-    """({"train", "test"} or {"all"}, description) from the offline files, or None."""
-    if name == "fashion":
-        for d in (*data_dirs(root), DEBIAN_FASHION):
-            for gz in ("", ".gz"):
-                files = {s: d / f"{p}-images-idx3-ubyte{gz}" for s, p in
-                         (("train", "train"), ("test", "t10k"))}
-                if all(f.is_file() for f in files.values()):
-                    return ({s: _nchw(_read_idx(f)) for s, f in files.items()},
-                            "Fashion-MNIST IDX files")
+def _fashion_shards(folder: Path, split: str) -> Part | None:
+    """The ``fashion_{split}_{k}.npz`` shards of ``folder`` joined in order, or None."""
+    shards = {p: p.stem.rsplit("_", 1)[1] for p in folder.glob(f"fashion_{split}_*.npz")}
+    paths = sorted((p for p, k in shards.items() if k.isdigit()), key=lambda p: int(shards[p]))
+    if not paths:
         return None
-    file = {"mnist": "mnist9k.npz", "emoji": "emoji32.npz"}.get(name)
-    for d in data_dirs(root) if file else ():
-        if (d / file).is_file():
-            with np.load(d / file) as z:
-                return {"all": _nchw(z["images"])}, file
+    parts = []
+    for k, path in enumerate(paths):
+        with np.load(path) as z:
+            if (int(z["shard"]), int(z["shards"])) != (k, len(paths)):
+                raise ValueError(f"{path} is shard {int(z['shard'])} of {int(z['shards'])}, but "
+                                 f"{folder} has {len(paths)} fashion_{split}_*.npz files: "
+                                 "one is missing or extra (tools/fashion_shards.py writes them)")
+            parts.append((z["images"], z["labels"]))
+    return Part(_nchw(np.concatenate([p[0] for p in parts])),
+                _labels(np.concatenate([p[1] for p in parts])))
+
+
+def _fashion_idx(folder: Path, split: str) -> Part | None:
+    """Fashion-MNIST's original IDX files in ``folder`` (labels optional), or None."""
+    prefix = "train" if split == "train" else "t10k"
+    for gz in ("", ".gz"):
+        images = folder / f"{prefix}-images-idx3-ubyte{gz}"
+        labels = folder / f"{prefix}-labels-idx1-ubyte{gz}"
+        if images.is_file():
+            return Part(_nchw(read_idx(images)),
+                        _labels(read_idx(labels)) if labels.is_file() else None)
     return None
 
 
-_CACHE: dict[tuple, tuple[dict[str, torch.Tensor], str]] = {}
+def _emoji(folder: Path) -> Part | None:
+    """``emoji32.npz`` and, when beside it, the labels of ``emoji32_labels.npz``."""
+    if not (folder / "emoji32.npz").is_file():
+        return None
+    with np.load(folder / "emoji32.npz") as z:
+        images, codepoints = z["images"], z["codepoints"] if "codepoints" in z else None
+    labels = None
+    if (folder / "emoji32_labels.npz").is_file():
+        path = folder / "emoji32_labels.npz"
+        with np.load(path) as z:
+            if codepoints is not None and not np.array_equal(z["codepoints"], codepoints):
+                raise ValueError(f"{path} does not label the images of {folder / 'emoji32.npz'} "
+                                 "(other code points): re-run tools/emoji_labels.py")
+            if tuple(z["class_names"].tolist()) != CLASS_NAMES["emoji"]:
+                raise ValueError(f"{path}: class names {z['class_names'].tolist()} differ "
+                                 f"from pixelnet.data.CLASS_NAMES['emoji']")
+            labels = _labels(z["labels"])
+    return Part(_nchw(images), labels)
 
 
-def _load_source(name: str, root, source: str) -> tuple[dict[str, torch.Tensor], str]:
-    """The uint8 arrays of ``name`` and a description of where they came from (cached)."""
+def _offline(name: str, root) -> tuple[dict[str, Part], str] | None:
+    """({"train", "test"} or {"all"}, description) from the offline files, or None."""
+    for d in data_dirs(root):
+        if name == "mnist" and (d / "mnist9k.npz").is_file():
+            with np.load(d / "mnist9k.npz") as z:
+                labels = _labels(z["labels"]) if "labels" in z else None
+                return {"all": Part(_nchw(z["images"]), labels)}, "mnist9k.npz"
+        if name == "emoji" and (part := _emoji(d)) is not None:
+            return {"all": part}, "emoji32.npz"
+        if name == "fashion":
+            for reader, kind in ((_fashion_shards, "npz shards"), (_fashion_idx, "IDX files")):
+                parts = {s: reader(d, s) for s in ("train", "test")}
+                if all(parts.values()):
+                    return parts, f"Fashion-MNIST {kind}"
+    return None
+
+
+_CACHE: dict[tuple, tuple[dict[str, Part], str]] = {}
+
+
+def _load_source(name: str, root, source: str) -> tuple[dict[str, Part], str]:
+    """The arrays of ``name`` and a description of where they came from (cached)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if source not in SOURCES:
@@ -159,19 +240,17 @@ def _load_source(name: str, root, source: str) -> tuple[dict[str, torch.Tensor],
     if key in _CACHE:
         return _CACHE[key]
     found = None
-    if source in ("auto", "torchvision"):
-        tv = _torchvision(name, root, download=False)
-        found = (tv, f"torchvision {name}") if tv else None
-    if found is None and source in ("auto", "offline"):
+    if source in ("auto", "offline"):
         off = _offline(name, root)
         found = (off[0], f"offline {off[1]}") if off else None
-    if found is None and source in ("auto", "torchvision"):
-        tv = _torchvision(name, root, download=True)
-        found = (tv, f"torchvision {name}") if tv else None
+    for download in (False, True):
+        if found is None and source in ("auto", "torchvision"):
+            tv = _torchvision(name, root, download=download)
+            found = (tv, f"torchvision {name}") if tv else None
     if found is None:
-        options = [f"torchvision {TORCHVISION[name]} (downloads need network; saved to "
-                   f"{_download_dir(root)})"] if name in TORCHVISION else []
-        options += [OFFLINE_HINTS[name]] if name in OFFLINE_HINTS else []
+        options = [OFFLINE_HINTS[name]] if name in OFFLINE_HINTS else []
+        options += [f"torchvision {TORCHVISION[name]} (`pip install torchvision`; downloads "
+                    f"need network; saved to {_download_dir(root)})"] if name in TORCHVISION else []
         raise ValueError(
             f"dataset {name!r} not found (source={source!r}). Options: {'; '.join(options)}. "
             f"Data folders searched: {', '.join(map(str, data_dirs(root)))} "
@@ -185,45 +264,68 @@ def _every(n: int, k: int) -> torch.Tensor:
     return torch.arange(n) % k == k - 1
 
 
-def _split(name: str, split: str, root, source: str) -> tuple[torch.Tensor, str]:
-    """The uint8 images of ``split`` and where they come from."""
+def _split_rule(parts: dict[str, Part], split: str) -> tuple[Part, torch.Tensor, str]:
+    """The part ``split`` is drawn from, the indices into it, and the rule that picked them."""
+    if "all" in parts:                  # no test set of its own: hold one out
+        part = parts["all"]
+        idx = torch.arange(len(part.images))
+        test = _every(len(idx), TEST_EVERY)
+        if split == "test":
+            return part, idx[test], (f"every {TEST_EVERY}th image "
+                                     f"(index % {TEST_EVERY} == {TEST_EVERY - 1})")
+        idx, rest = idx[~test], "the images outside the test split"
+    elif split == "test":
+        part = parts["test"]
+        return part, torch.arange(len(part.images)), "the test set"
+    else:
+        part, rest = parts["train"], "the training set"
+        idx = torch.arange(len(part.images))
+    val = _every(len(idx), VAL_EVERY)
+    if split == "val":
+        return part, idx[val], f"every {VAL_EVERY}th of {rest}"
+    return part, idx[~val], f"{rest} minus val"
+
+
+def _split(name: str, split: str, root, source: str) -> tuple[Part, torch.Tensor, str]:
+    """The part, the indices of ``split`` in it, and a description of where they come from."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    arrays, origin = _load_source(name, root, source)
-    x, rule = _split_rule(arrays, split)
-    return x, f"{name} {split} split: {len(x)} images, {rule} of {origin}"
-
-
-def _split_rule(arrays: dict[str, torch.Tensor], split: str) -> tuple[torch.Tensor, str]:
-    """The images of ``split`` and the rule that picked them."""
-    if "all" in arrays:                  # no test set of its own: hold one out
-        x = arrays["all"]
-        test = _every(len(x), TEST_EVERY)
-        if split == "test":
-            return x[test], f"every {TEST_EVERY}th image (index % {TEST_EVERY} == {TEST_EVERY - 1})"
-        x, rest = x[~test], "the images outside the test split"
-    elif split == "test":
-        return arrays["test"], "the test set"
-    else:
-        x, rest = arrays["train"], "the training set"
-    val = _every(len(x), VAL_EVERY)
-    if split == "val":
-        return x[val], f"every {VAL_EVERY}th of {rest}"
-    return x[~val], f"{rest} minus val"
+    parts, origin = _load_source(name, root, source)
+    part, idx, rule = _split_rule(parts, split)
+    return part, idx, f"{name} {split} split: {len(idx)} images, {rule} of {origin}"
 
 
 def load_dataset(name: str, split: str, root: str | os.PathLike | None = None,
                  source: str = "auto") -> torch.Tensor:
     """Images of ``split`` ("train", "val" or "test") as a LongTensor ``(N, C, H, W)`` of
     8-bit values 0..255 (for ``mnist`` the grayscale before binarization)."""
-    return _split(name, split, root, source)[0].long()
+    part, idx, _ = _split(name, split, root, source)
+    return part.images[idx].long()
+
+
+def load_labels(name: str, split: str, root: str | os.PathLike | None = None,
+                source: str = "auto") -> torch.LongTensor:
+    """Class labels ``(N,)`` in ``[0, len(class_names(name)))`` of the images that
+    :func:`load_dataset` returns for the same arguments, in the same order."""
+    part, idx, description = _split(name, split, root, source)
+    if part.labels is None:
+        raise ValueError(f"{description.split(' of ')[-1]} has no labels for {name!r}: "
+                         f"{OFFLINE_HINTS.get(name, 'use torchvision')}")
+    return part.labels[idx]
+
+
+def class_names(name: str) -> list[str]:
+    """The names of ``name``'s classes: label k is ``class_names(name)[k]``."""
+    if name not in CLASS_NAMES:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(CLASS_NAMES)}")
+    return list(CLASS_NAMES[name])
 
 
 def describe_split(name: str, split: str, root: str | os.PathLike | None = None,
                    source: str = "auto") -> str:
     """Where a split comes from, e.g. ``"mnist test split: 1000 images, every 9th image
     (index % 9 == 8) of offline mnist9k.npz"``."""
-    return _split(name, split, root, source)[1]
+    return _split(name, split, root, source)[2]
 
 
 def data_source(name: str, root: str | os.PathLike | None = None, source: str = "auto") -> str:
