@@ -1,12 +1,7 @@
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import pixelnet  # noqa: E402
+import pixelnet
 
 # Tiny configs: 1 channel / 2 levels and 3 channels / 256 levels, for every architecture.
 TINY = dict(layers=2, h=3, out_h=12)

@@ -25,11 +25,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import pixelnet
+from pixelnet.sampling import sample_stream
 
-import pixelnet  # noqa: E402
-from pixelnet.sampling import sample_stream  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SETS = {"mnist": dict(channels=1, levels=2, height=28, width=28),
         "emoji": dict(channels=3, levels=256, height=32, width=32)}

@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pixelnet  # noqa: E402
-from pixelnet.data import DATASETS, SPLITS, describe_split, load_eval_set  # noqa: E402
+import pixelnet
+from pixelnet.data import DATASETS, SPLITS, describe_split, load_eval_set
 
 
 @torch.no_grad()

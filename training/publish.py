@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import save_image
 
+import pixelnet
+from pixelnet.data import DATASETS
+from training.evaluate import evaluate
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-import pixelnet  # noqa: E402
-from pixelnet.data import DATASETS  # noqa: E402
-from training.evaluate import evaluate  # noqa: E402
 
 TEST_KEYS = ("test_nll", "test_bits_per_dim", "test_split")
 # the project's targets (issue 4) and the paper's numbers (PAPER.md), for the README table

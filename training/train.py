@@ -40,13 +40,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-import pixelnet  # noqa: E402
-from pixelnet.checkpoint import atomic_save  # noqa: E402
-from pixelnet.data import (DATASETS, SOURCES, binarize, data_source, describe_split,  # noqa: E402
+import pixelnet
+from pixelnet.checkpoint import atomic_save
+from pixelnet.data import (DATASETS, SOURCES, binarize, data_source, describe_split,
                            load_dataset, load_eval_set)
-from training.evaluate import dataset_nll  # noqa: E402
+from training.evaluate import dataset_nll
+
+REPO = Path(__file__).resolve().parents[1]
 
 SHAPE_FIELDS = ("channels", "levels", "height", "width")     # set by the dataset
 
