@@ -11,22 +11,23 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import PixelModel
+from .base import MODELS, NO_CLASS, Model, PixelModel
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from .diagonal_bilstm import DiagonalBiLSTM
 from .layers import MaskedConv2d, param_count
-from .multiscale import MultiScale
+# importing an architecture's module registers it in MODELS, in this order
 from .pixelcnn import PixelCNN
 from .row_lstm import RowLSTM
+from .diagonal_bilstm import DiagonalBiLSTM
+from .multiscale import MultiScale
 from .sampling import SampleEvent, sample, sample_stream
 
-MODELS: dict[str, type[PixelModel]] = {
-    m.arch: m for m in (PixelCNN, RowLSTM, DiagonalBiLSTM, MultiScale)}
 ARCHITECTURES: tuple[str, ...] = tuple(MODELS)
+"""Every architecture's key, from the one registry :data:`MODELS` (key -> model class, whose
+``title`` is its display name)."""
 
 
 def build_model(arch: str, channels: int = 1, levels: int = 2, height: int = 28,
-                width: int = 28, **hparams) -> PixelModel:
+                width: int = 28, **hparams) -> Model:
     """Build an architecture of ``ARCHITECTURES``; unspecified hyperparameters take the
     defaults of its config dataclass (the paper's MNIST sizes)."""
     if arch not in MODELS:
@@ -41,18 +42,19 @@ def build_model(arch: str, channels: int = 1, levels: int = 2, height: int = 28,
     return model_cls(cfg)
 
 
-def nll(model: PixelModel, x: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood in nats per image, ``(B,)``.
+def nll(model: Model, x: torch.Tensor, y: torch.Tensor | int | None = None) -> torch.Tensor:
+    """Negative log-likelihood in nats per image, ``(B,)``, given class labels ``y`` for a
+    class-conditional model (None: unconditional).
 
     Bits per dimension: ``nll / (C * H * W * ln 2)`` (see :func:`bits_per_dim`).
     """
-    logits = model(x)
-    return F.cross_entropy(logits, x.long(), reduction="none").flatten(1).sum(1)
+    return nll_map(model, x, y).flatten(1).sum(1)
 
 
-def nll_map(model: PixelModel, x: torch.Tensor) -> torch.Tensor:
+def nll_map(model: Model, x: torch.Tensor, y: torch.Tensor | int | None = None) -> torch.Tensor:
     """Per-sub-pixel NLL in nats, ``(B, C, H, W)``; sums to :func:`nll`."""
-    return F.cross_entropy(model(x), x.long(), reduction="none")
+    logits = model(x, y=y)
+    return F.cross_entropy(logits, x.long().to(logits.device), reduction="none")
 
 
 def bits_per_dim(nats: torch.Tensor | float, dims: int) -> torch.Tensor | float:
@@ -60,6 +62,6 @@ def bits_per_dim(nats: torch.Tensor | float, dims: int) -> torch.Tensor | float:
     return nats / (dims * math.log(2))
 
 
-__all__ = ["ARCHITECTURES", "MODELS", "build_model", "nll", "nll_map", "bits_per_dim",
+__all__ = ["ARCHITECTURES", "MODELS", "NO_CLASS", "Model", "build_model", "nll", "nll_map", "bits_per_dim",
            "sample", "sample_stream", "SampleEvent", "save_checkpoint", "load_checkpoint", "read_checkpoint", "param_count",
            "MaskedConv2d", "PixelModel", "PixelCNN", "RowLSTM", "DiagonalBiLSTM", "MultiScale"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .base import PixelModel
+from .base import Model as PixelModel
 from .layers import MaskedConv2d, channel_groups, make_mask, scale_input, skew, unskew
 
 
@@ -32,11 +32,7 @@ def receptive_field(model: PixelModel, i: int, j: int, c: int = 0, samples: int 
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, cfg.levels, (samples, cfg.channels, cfg.height, cfg.width), generator=g)
     xf = scale_input(x, cfg.levels).double().requires_grad_(True)
-    if hasattr(m, "small"):
-        out = m.forward_float(xf)[:, :, c, i, j]                      # (S, levels)
-    else:
-        f = m.features(xf)[:, :, i, j]                                # (S, 2h)
-        out = f[:, channel_groups(f.shape[1], cfg.channels) <= c]
+    out = m.prediction_inputs(xf, i, j, c)                            # (S, F)
     w = torch.randn(out.shape, generator=g, dtype=torch.float64)
     (out * w).sum().backward()
     return xf.grad.abs().sum(0)
@@ -152,7 +148,7 @@ def model_masks(model: PixelModel) -> list[tuple[str, tuple[int, int], torch.Ten
     (``layers.conv2`` stands for every block's ``conv2``); for ``multiscale``, the
     full-size conditional model's masks."""
     C = model.cfg.channels
-    root = model.cond if hasattr(model, "cond") else model
+    root = model.masked_stack()
     found: dict[tuple, tuple[str, tuple[int, int], torch.Tensor, list[str]]] = {}
     for name, mod in root.named_modules():
         if isinstance(mod, MaskedConv2d):
@@ -321,11 +317,7 @@ def generation_snapshots(model: PixelModel, n_frames: int, seed: int | None = 0,
         if keep is None:
             keep = set(snapshot_steps(ev.total, n_frames))
         if ev.step in keep:
-            # sample_stream's images are inference tensors (and so is this loop's body, run
-            # inside its inference_mode): copy to a normal tensor usable with autograd
-            with torch.inference_mode(False):
-                image = ev.image.clone()
-            out.append(Snapshot(ev.step, ev.total, ev.i, ev.j, ev.c, image))
+            out.append(Snapshot(ev.step, ev.total, ev.i, ev.j, ev.c, ev.image))
     if keep is None:
         snapshot_steps(0, n_frames)                 # raises: nothing to generate
     return out

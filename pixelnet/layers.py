@@ -1,5 +1,6 @@
-"""Building blocks shared by every architecture: masked convolutions, skew/unskew and the
-LSTM cell update.
+"""What every architecture shares: masked convolutions, the LSTM update, skew/unskew, the
+output layers and the conditioning terms. Each architecture's own layer lives in its module
+(``pixelcnn.py``, ``row_lstm.py``, ``diagonal_bilstm.py``).
 
 Colour groups (paper, Sec. 3.4): the features of every layer are split into one group per
 image channel (R, G, B). Feature ``k`` of an ``n``-feature map belongs to group
@@ -141,143 +142,31 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def conditioning_term(cond_conv: nn.Module | None, label: nn.Embedding | None,
+                      cond: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
+    """What a layer adds to its pre-activations from outside the image, or None.
 
-class ResidualBlock(nn.Module):
-    """PixelCNN residual block (paper Fig. 5): ReLU, 1x1 2h->h, ReLU, 3x3 mask B, ReLU,
-    1x1 h->2h, added to the input. Every conv is mask B so colour groups never mix forward.
+    - ``cond_conv(cond)``: a 1x1 unmasked conv of a conditioning map ``(B, c, H, W)``
+      (Multi-Scale PixelRNN, paper Sec. 3.5) -> ``(B, G, H, W)``;
+    - ``label(y)``: a learned vector per class (the conditional PixelCNN's ``V^T h`` for a
+      one-hot ``h``, van den Oord et al. 2016b, eq. 4) -> ``(B, G, 1, 1)``. ``y`` holds class
+      indices, with ``classes`` (the embedding's last row) meaning "no class".
 
-    With ``cond_channels > 0`` a 1x1 unmasked conv of a conditioning map is added to the
-    first 1x1 conv's output (Multi-Scale PixelRNN with a PixelCNN base; the conditioning is
-    known in full before generation, so it needs no mask).
+    Both are known in full before generation starts, so neither needs a mask.
     """
-
-    def __init__(self, h: int, channels: int, cond_channels: int = 0):
-        super().__init__()
-        self.conv1 = MaskedConv2d(2 * h, h, 1, "B", channels)
-        self.conv2 = MaskedConv2d(h, h, 3, "B", channels)
-        self.conv3 = MaskedConv2d(h, 2 * h, 1, "B", channels)
-        self.cond = nn.Conv2d(cond_channels, h, 1) if cond_channels else None
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        y = self.conv1(F.relu(x))                            # (B, h, H, W)
-        if self.cond is not None:
-            y = y + self.cond(cond)
-        y = self.conv2(F.relu(y))
-        return x + self.conv3(F.relu(y))
+    t = cond_conv(cond) if cond_conv is not None else None
+    if label is not None:
+        v = label(y)[:, :, None, None]
+        t = v if t is None else t + v
+    return t
 
 
-class RowLSTMLayer(nn.Module):
-    """Row LSTM layer (paper Sec. 3.1): a whole row per step, top to bottom.
-
-    - input-to-state ``K_is``: 1x3 conv along the row, mask B (sees ``(i, j-1)`` and the
-      centre), computed for the whole map at once: ``(B, 2h, H, W) -> (B, 4h, H, W)``;
-    - state-to-state ``K_ss``: 1x3 conv over the previous row's state ``h_{i-1}``
-      ``(B, h, W) -> (B, 4h, W)``, unmasked (the whole previous row is in the past);
-    - a 1x1 mask B conv brings ``h`` back to ``2h`` for the residual connection.
-
-    The state above row 0 is learned (``h0``, ``c0``), the same at every column. With
-    ``cond_channels > 0`` a 1x1 unmasked conv of a conditioning map is added to ``K_is``
-    (Multi-Scale PixelRNN).
-    """
-
-    def __init__(self, h: int, channels: int, cond_channels: int = 0):
-        super().__init__()
-        self.h = h
-        self.i2s = MaskedConv2d(2 * h, 4 * h, (1, 3), "B", channels, out_blocks=4)
-        self.s2s = nn.Conv1d(h, 4 * h, 3, padding=1)
-        self.h0, self.c0 = init_state(h), init_state(h)
-        self.out = MaskedConv2d(h, 2 * h, 1, "B", channels)
-        self.cond = nn.Conv2d(cond_channels, 4 * h, 1) if cond_channels else None
-
-    def input_to_state(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        xs = self.i2s(x)
-        return xs if self.cond is None else xs + self.cond(cond)
-
-    def initial_state(self, batch: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(h, c)``, each ``(B, h, W)``: the learned state of the row above row 0."""
-        shape = (batch, self.h, width)
-        return self.h0[None, :, None].expand(shape), self.c0[None, :, None].expand(shape)
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        B, _, H, W = x.shape
-        xs = self.input_to_state(x, cond)                  # (B, 4h, H, W)
-        h, c = self.initial_state(B, W)
-        rows = []
-        for xi in xs.unbind(2):                            # the only loop: one row per step
-            h, c = lstm_update(xi + self.s2s(h), c)        # unbind, not xs[:, :, i]: O(H) backward
-            rows.append(h)
-        return x + self.out(torch.stack(rows, 2))          # (B, 2h, H, W)
-
-
-class DiagonalBiLSTMLayer(nn.Module):
-    """Diagonal BiLSTM layer (paper Sec. 3.2).
-
-    Each direction: input-to-state 1x1 mask B ``(B, 2h, H, W) -> (B, 4h, H, W)``; skew to
-    ``(B, 4h, H, W + H - 1)``; one LSTM step per skewed column, the whole column at once,
-    with a 2x1 state-to-state conv over the previous column (cell ``(r, t)`` sees
-    ``(r - 1, t - 1)`` and ``(r, t - 1)``, i.e. the pixel above and the pixel to the left);
-    unskew. The right-to-left direction runs on the column-flipped map and its output is
-    shifted down one row before the two are added, so it never sees a future pixel.
-
-    Cells of the skewed map that lie outside the image are held at the learned initial
-    state, so the state entering column 0 of every row, and the state above row 0, is
-    exactly ``(h0, c0)`` (no row-dependent warm-up through the padding).
-    """
-
-    def __init__(self, h: int, channels: int, cond_channels: int = 0):
-        super().__init__()
-        self.h = h
-        # both directions' input-to-state maps in one conv: 8h = 2 directions x [o, f, i, g]
-        self.i2s = MaskedConv2d(2 * h, 8 * h, 1, "B", channels, out_blocks=8)
-        # 2x1 state-to-state kernel per direction: tap 0 on the cell above, tap 1 on the left
-        self.s2s = nn.ModuleList([nn.Conv1d(h, 4 * h, 2) for _ in range(2)])
-        self.h0 = nn.ParameterList([init_state(h) for _ in range(2)])
-        self.c0 = nn.ParameterList([init_state(h) for _ in range(2)])
-        self.out = MaskedConv2d(h, 2 * h, 1, "B", channels)
-        self.cond = nn.Conv2d(cond_channels, 8 * h, 1) if cond_channels else None
-
-    def input_to_state(self, x: torch.Tensor, cond: torch.Tensor | None
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-to-right and right-to-left pre-activations, each ``(B, 4h, H, W)``."""
-        xs = self.i2s(x)
-        if self.cond is not None:
-            xs = xs + self.cond(cond)
-        return xs[:, : 4 * self.h], xs[:, 4 * self.h:]
-
-    def scan(self, xs: torch.Tensor) -> torch.Tensor:
-        """Run both directions over ``xs`` ``(B, 2, 4h, H, W)`` (direction 1 already
-        column-flipped); returns ``h`` ``(B, 2, h, H, W)``.
-
-        Each step is one skewed column of both directions: ``gates = xs_t + K_ss [h_above;
-        h_left]``, one batched matmul ``(2, 4h, 2h) @ (2, 2h, B*H)``. The fast sampler fuses
-        the same kernels per pixel (``DiagonalBiLSTMEngine``); tests check both agree.
-        """
-        B, _, G, H, W = xs.shape                           # G = 4h
-        h, T = self.h, W + H - 1
-        sk = skew(xs.reshape(B, 2 * G, H, W)).view(B, 2, G, H, T)
-        bias = torch.stack([s.bias for s in self.s2s])[None, :, :, None, None]
-        # (T, 2, 4h, B*H): one contiguous slab per step; unbind (not sk[t]) keeps backward O(T)
-        steps = (sk.permute(4, 1, 2, 0, 3) + bias).reshape(T, 2, G, B * H).unbind(0)
-        # s2s weight (4h, h, 2): tap 0 on the cell above, tap 1 on the left -> (2, 4h, 2h)
-        k = torch.stack([s.weight.permute(0, 2, 1).reshape(G, 2 * h) for s in self.s2s])
-        h0 = torch.stack(list(self.h0))[:, :, None, None].expand(2, h, B, H)
-        c0 = torch.stack(list(self.c0))[:, :, None, None].expand(2, h, B, H)
-        r = torch.arange(H, device=xs.device)
-        hs, cs, cols = h0, c0, []
-        for t in range(T):                                 # the only loop: a skewed column per step
-            above = torch.cat([h0[..., :1], hs[..., :-1]], -1)     # cell r sees h[r-1]; h0 above row 0
-            gates = torch.baddbmm(steps[t], k, torch.cat([above, hs], 1).reshape(2, 2 * h, B * H))
-            hn, cn = lstm_update(gates, cs.reshape(2, h, B * H))
-            inside = (t - r >= 0) & (t - r < W)            # (H,) cells of this column in the image
-            hs = torch.where(inside, hn.view(2, h, B, H), h0)
-            cs = torch.where(inside, cn.view(2, h, B, H), c0)
-            cols.append(hs)
-        out = torch.stack(cols, -1).permute(2, 0, 1, 3, 4).reshape(B, 2 * h, H, T)
-        return unskew(out, W).view(B, 2, h, H, W)
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        l2r, r2l = self.input_to_state(x, cond)
-        hs = self.scan(torch.stack([l2r, r2l.flip(-1)], 1))
-        hl, hr = hs[:, 0], hs[:, 1].flip(-1)
-        hr = F.pad(hr, (0, 0, 1, 0))[:, :, :-1]           # shift down one row: row i gets row i-1
-        return x + self.out(hl + hr)
+def label_embedding(classes: int, features: int) -> nn.Embedding | None:
+    """``classes + 1`` learned vectors of ``features`` (the last: "no class"), or None when
+    ``classes == 0``. Zero at start, so a class-conditional model warm-started from an
+    unconditional checkpoint begins as exactly that model."""
+    if not classes:
+        return None
+    emb = nn.Embedding(classes + 1, features)
+    nn.init.zeros_(emb.weight)
+    return emb

@@ -28,21 +28,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .base import BaseConfig, PixelModel
-from .diagonal_bilstm import DiagonalBiLSTM, DiagonalBiLSTMConfig
+from .base import MODELS, BaseConfig, Model, PixelModel, register
 from .layers import scale_input
-from .pixelcnn import PixelCNN, PixelCNNConfig
-from .row_lstm import RowLSTM, RowLSTMConfig
 
-BASES = {"row_lstm": (RowLSTM, RowLSTMConfig), "diagonal_bilstm": (DiagonalBiLSTM, DiagonalBiLSTMConfig),
-         "pixelcnn": (PixelCNN, PixelCNNConfig)}
+
+def bases() -> list[str]:
+    """The architectures a Multi-Scale model can be built on: every single-scale one."""
+    return [a for a, m in MODELS.items() if issubclass(m, PixelModel)]
 
 
 @dataclass
 class MultiScaleConfig(BaseConfig):
     """``layers``/``h``/``out_h`` size the conditional model, ``small_*`` the unconditional
-    one; ``base`` is ``diagonal_bilstm``, ``row_lstm`` or ``pixelcnn``. The paper gives no
-    sizes for this model; these match its MNIST PixelRNN."""
+    one; ``base`` is the architecture of both (see :func:`bases`). The paper gives no sizes
+    for this model; these match its MNIST PixelRNN. With ``classes`` both models are
+    class-conditional."""
     base: str = "diagonal_bilstm"
     scale: int = 2
     small_layers: int = 7
@@ -51,38 +51,58 @@ class MultiScaleConfig(BaseConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.base not in BASES:
-            raise ValueError(f"multiscale base must be one of {sorted(BASES)}, got {self.base!r}")
+        if self.base not in bases():
+            raise ValueError(f"multiscale base must be one of {bases()}, got {self.base!r}")
         if self.scale < 2 or self.height % self.scale or self.width % self.scale:
             raise ValueError(f"scale must be >= 2 and divide the image size, got scale "
                              f"{self.scale} for {self.height}x{self.width}")
 
 
-class MultiScale(PixelModel):
+class MultiScaleEngine:
+    """The small model's fast engine on the subsample (a strided view of the image), then,
+    once the subsample is complete, the conditional model's fast engine on the full image."""
+
+    def __init__(self, model: MultiScale, x: torch.Tensor, y: torch.Tensor | None = None):
+        self.model, self.x, self.y = model, x, y
+        self.small = model.small.Engine(model.small, model.subsample(x), y=y)
+        self.full = None
+
+    def logits(self, i: int, j: int, c: int) -> torch.Tensor:
+        m = self.model
+        if m.in_subsample(i, j):
+            return self.small.logits(i // m.cfg.scale, j // m.cfg.scale, c)
+        if self.full is None:
+            xs = scale_input(m.subsample(self.x), m.cfg.levels).to(m.dtype)
+            self.full = m.cond.Engine(m.cond, self.x, cond=m.conditioning(xs), y=self.y)
+        return self.full.logits(i, j, c)
+
+
+@register
+class MultiScale(Model):
     arch = "multiscale"
+    title = "Multi-Scale"
     Config = MultiScaleConfig
+    Engine = MultiScaleEngine
 
     def __init__(self, cfg: MultiScaleConfig):
+        super().__init__()
         cfg.validate()
-        nn.Module.__init__(self)        # the stack lives in the two sub-models
         self.cfg = cfg
-        model_cls, config_cls = BASES[cfg.base]
-        common = dict(channels=cfg.channels, levels=cfg.levels, out_h=cfg.out_h, skip=cfg.skip)
-        self.small = model_cls(config_cls(height=cfg.height // cfg.scale,
-                                          width=cfg.width // cfg.scale,
-                                          layers=cfg.small_layers, h=cfg.small_h, **common))
-        self.cond = model_cls(config_cls(height=cfg.height, width=cfg.width, layers=cfg.layers,
-                                         h=cfg.h, **common), cond_channels=cfg.up_channels)
+        model_cls = MODELS[cfg.base]
+        common = dict(channels=cfg.channels, levels=cfg.levels, out_h=cfg.out_h, skip=cfg.skip,
+                      classes=cfg.classes)
+        self.small = model_cls(model_cls.Config(height=cfg.height // cfg.scale,
+                                                width=cfg.width // cfg.scale,
+                                                layers=cfg.small_layers, h=cfg.small_h, **common))
+        self.cond = model_cls(model_cls.Config(height=cfg.height, width=cfg.width,
+                                               layers=cfg.layers, h=cfg.h, **common),
+                              cond_channels=cfg.up_channels)
         u, k = cfg.up_channels, cfg.scale
         # deconvolutional upsampler: (B, C, s, s) -> (B, u, n, n)
         self.upsample = nn.Sequential(
             nn.Conv2d(cfg.channels, u, 3, padding=1), nn.ReLU(),
             nn.ConvTranspose2d(u, u, k, stride=k), nn.ReLU(),
             nn.Conv2d(u, u, 3, padding=1))
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.cond.dtype
 
     def subsample(self, x: torch.Tensor) -> torch.Tensor:
         """``x[..., ::scale, ::scale]``: the small image the first model generates."""
@@ -92,16 +112,19 @@ class MultiScale(PixelModel):
         """Upsampled conditioning map ``(B, up_channels, H, W)`` from the scaled subsample."""
         return self.upsample(xs_float)
 
-    def forward_float(self, xf: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_float(self, xf, cond=None, y=None):
         xs = self.subsample(xf)
-        logits = self.cond.forward_float(xf, self.conditioning(xs)).clone()
+        logits = self.cond.forward_float(xf, self.conditioning(xs), y).clone()
         k = self.cfg.scale
-        logits[..., ::k, ::k] = self.small.forward_float(xs)
+        logits[..., ::k, ::k] = self.small.forward_float(xs, y=y)
         return logits
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.check_input(x)
-        return self.forward_float(scale_input(x, self.cfg.levels).to(self.dtype))
+    def prediction_inputs(self, xf, i, j, c):
+        # the two stacks meet only in the logits, so their gradient is what is measured
+        return self.forward_float(xf, y=self.labels(None, xf.shape[0]))[:, :, c, i, j]
+
+    def masked_stack(self):
+        return self.cond
 
     def in_subsample(self, i: int, j: int) -> bool:
         return i % self.cfg.scale == 0 and j % self.cfg.scale == 0
@@ -111,4 +134,3 @@ class MultiScale(PixelModel):
         raster = super().generation_order()
         return ([p for p in raster if self.in_subsample(*p)]
                 + [p for p in raster if not self.in_subsample(*p)])
-

@@ -49,7 +49,20 @@ def test_causality_multiscale_bases(base, data):
     check_causal(tiny_model("multiscale", base=base, **data))
 
 
-def check_causal(m):
+def test_causality_with_labels(arch, data):
+    """Class-conditional models are causal too, with a class and with "no class". (Only the
+    no-leak half: random class vectors can switch off every ReLU of a tiny net's colour
+    group, which the unlabelled test above already covers.)"""
+    m = tiny_model(arch, classes=3, **data)
+    with torch.no_grad():                   # class vectors start at zero: make them matter
+        for name, p in m.named_parameters():
+            if name.endswith("label.weight"):
+                p.normal_(0, 0.5)
+    check_causal(m, y=2, reaches_later=False)
+    check_causal(m, y=None, reaches_later=False)
+
+
+def check_causal(m, y=None, reaches_later=True):
     """Change each sub-pixel in turn: no logit at an earlier (position, channel) moves,
     and some later one does."""
     m = m.double()
@@ -65,12 +78,12 @@ def check_causal(m):
         xs = x.repeat(C * H * W, 1, 1, 1)
         xs[idx, cs, iss, js] = (xs[idx, cs, iss, js] + m.cfg.levels // 2) % m.cfg.levels
         with torch.no_grad():
-            diff = (m(xs) - m(x)).abs().amax(1)          # (N, C, H, W)
+            diff = (m(xs, y=y) - m(x, y=y)).abs().amax(1)          # (N, C, H, W)
         past = torch.maximum(past, diff)
     for n in range(C * H * W):
         earlier = rank <= rank[cs[n], iss[n], js[n]]
         assert past[n][earlier].max() < 1e-10, f"sub-pixel {n} leaks into the past"
-        if (~earlier).any():
+        if reaches_later and (~earlier).any():
             assert past[n][~earlier].max() > 1e-8, f"sub-pixel {n} influences nothing later"
 
 
@@ -223,6 +236,26 @@ def test_input_errors():
         m(torch.zeros(1, 1, 6, 6))
     with pytest.raises(ValueError, match=r"\[0, 2\)"):
         m(torch.full((1, 1, 6, 6), 2))
+    x = torch.zeros(2, 1, 6, 6, dtype=torch.long)
+    with pytest.raises(ValueError, match="not class-conditional"):
+        m(x, y=torch.tensor([0, 1]))
+    labelled = tiny_model("row_lstm", classes=3)
+    with pytest.raises(ValueError, match=r"class indices must lie in \[0, 3\)"):
+        labelled(x, y=torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match="shape"):
+        labelled(x, y=torch.tensor([0]))
+    with pytest.raises(ValueError, match="LongTensor"):
+        labelled(x, y=torch.tensor([0.5, 1.0]))
+
+
+def test_one_registry():
+    """Every architecture is registered once, with its display name, config and engine;
+    the package's list derives from the registry."""
+    assert pixelnet.ARCHITECTURES == tuple(pixelnet.MODELS)
+    for arch, cls in pixelnet.MODELS.items():
+        assert cls.arch == arch and cls.title and cls.Engine is not None
+        m = tiny_model(arch)
+        assert isinstance(m, pixelnet.Model) and m.masked_stack() is not None
 
 
 def test_training_steps_lower_the_loss(arch, data):

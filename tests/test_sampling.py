@@ -119,6 +119,18 @@ def test_bad_arguments():
         pixelnet.sample(m, 1, known=torch.zeros(1, 1, 6, 6, dtype=torch.long))
     with pytest.raises(ValueError, match="n must"):
         pixelnet.sample(m, 0)
+    with pytest.raises(ValueError, match="n must"):
+        pixelnet.sample(m, pixelnet.sampling.MAX_SAMPLES + 1)
+    for t in (float("nan"), float("inf"), [1.0, -0.5]):
+        with pytest.raises(ValueError, match="temperature"):
+            pixelnet.sample(m, 2, temperature=t)
+    for seed in (-1, 2 ** 64, 1.5):
+        with pytest.raises(ValueError, match="seed"):
+            pixelnet.sample(m, 1, seed=seed)
+    with pytest.raises(ValueError, match="noise"):
+        pixelnet.sample(m, 2, noise=torch.rand(1, 1, 6, 6))
+    with pytest.raises(ValueError, match="not class-conditional"):
+        pixelnet.sample(m, 1, y=0)
     with pytest.raises(ValueError, match="preset"):
         completion_inputs("bottom", 1, 6, 8)
 
@@ -127,12 +139,69 @@ def test_fused_cell_equals_lstm_update():
     """The fast engines' one-call cell (torch.lstm_cell, gates reordered) is the paper's LSTM
     step after a matrix product, for a batch and for a per-sample bias."""
     from pixelnet.layers import lstm_update
-    from pixelnet.sampling import _Cell, _cell_order
+    from pixelnet.engine import Cell, cell_order
     g = torch.Generator().manual_seed(0)
     n, h, d = 3, 5, 7
     x, w, c = torch.randn(n, d, generator=g), torch.randn(d, 4 * h, generator=g), torch.randn(n, h, generator=g)
     for b in (torch.randn(4 * h, generator=g), torch.randn(n, 4 * h, generator=g)):
         want = lstm_update(torch.addmm(b, x, w), c)
-        got = _Cell(w, n)(x, _cell_order(b), c)
+        got = Cell(w, n)(x, cell_order(b), c)
         for a, e in zip(got, want):
             torch.testing.assert_close(a, e)
+
+
+def test_fast_matches_naive_float64(arch):
+    """The fast engines allocate in the model's dtype: a float64 model samples in float64,
+    and fast == naive there too (probabilities to 1e-10)."""
+    m = small(arch, dict(channels=3, levels=256)).double()
+    naive = list(sample_stream(m, 2, seed=4, method="naive"))
+    fast = list(sample_stream(m, 2, seed=4, method="fast"))
+    for a, b in zip(naive, fast):
+        torch.testing.assert_close(a.probs.double(), b.probs.double(), rtol=0, atol=1e-6)
+        assert torch.equal(a.value, b.value)
+    assert torch.equal(naive[-1].image, fast[-1].image)
+
+
+def test_fast_matches_naive_with_labels(arch, data):
+    """Class-conditional models: the engines fold the class vectors in exactly; a batch may
+    mix classes and "no class" (-1)."""
+    m = tiny_model(arch, height=6, width=6, classes=3, **data)
+    with torch.no_grad():                   # class vectors start at zero: make them matter
+        for p in m.parameters():
+            if p.dim() == 2 and p.shape[0] == 4:
+                p.normal_(0, 0.2)
+    y = torch.tensor([2, -1])
+    naive = list(sample_stream(m, 2, seed=3, method="naive", y=y))
+    fast = list(sample_stream(m, 2, seed=3, method="fast", y=y))
+    for a, b in zip(naive, fast):
+        torch.testing.assert_close(a.probs, b.probs, rtol=1e-4, atol=1e-5)
+        assert torch.equal(a.value, b.value)
+    assert torch.equal(naive[-1].image, fast[-1].image)
+    # the label changes the distribution; y=None is the "no class" entry
+    x = pixelnet.sample(m, 2, seed=3, y=y)
+    assert not torch.allclose(m(x, y=0), m(x, y=1))
+    assert torch.equal(m(x), m(x, y=torch.tensor([-1, -1])))
+
+
+def test_batched_runs_equal_runs_alone(arch):
+    """Runs with their own inputs, seeds, temperatures and labels, concatenated into one
+    batch, give exactly the images each gives alone."""
+    from pixelnet.sampling import draw_noise
+    m = tiny_model(arch, channels=3, levels=256, height=6, width=6, classes=2)
+    g = torch.Generator().manual_seed(0)
+    runs = []
+    for k, (n, temp, y) in enumerate([(1, 1.0, None), (2, 0.0, 1), (3, 0.7, 0)]):
+        known = torch.randint(0, 256, (1, 3, 6, 6), generator=g)
+        mask = torch.rand(6, 6, generator=g) < 0.6
+        runs.append((n, known, mask, temp, y, 100 + k))
+    alone = [pixelnet.sample(m, n, known, mask, temp, seed, y=y)
+             for n, known, mask, temp, y, seed in runs]
+    known = torch.cat([kn.expand(n, -1, -1, -1) for n, kn, *_ in runs])
+    mask = torch.cat([mk[None, None].expand(n, 3, 6, 6) for n, _, mk, *_ in runs])
+    temps = torch.cat([torch.full((n,), t) for n, _, _, t, *_ in runs])
+    ys = torch.cat([torch.full((n,), -1 if y is None else y) for n, _, _, _, y, _ in runs])
+    noise = torch.cat([draw_noise(m, n, seed) for n, *_, seed in runs])
+    batch = pixelnet.sample(m, len(known), known, mask, temps, y=ys, noise=noise)
+    assert torch.equal(batch, torch.cat(alone))
+    # and the first image of a seed is the same whatever n is
+    assert torch.equal(pixelnet.sample(m, 3, seed=7)[:1], pixelnet.sample(m, 1, seed=7))

@@ -4,6 +4,7 @@ and the naive and fast samplers.
     python training/benchmark.py                 # MNIST table, then the 32x32 RGB table
     python training/benchmark.py --quick         # fewer repeats
     python training/benchmark.py --json out.json
+    python training/benchmark.py --gpu           # on a CUDA machine: fast == naive there, and speed
 
 Models are the committed checkpoints (`checkpoints/{dataset}_{arch}.pt`) where they exist,
 else untrained models at the paper's sizes (speed does not depend on the weights). Each
@@ -32,11 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SETS = {"mnist": dict(channels=1, levels=2, height=28, width=28),
         "emoji": dict(channels=3, levels=256, height=32, width=32)}
-ARCHS = {"mnist": ("pixelcnn", "row_lstm", "diagonal_bilstm", "multiscale"),
-         "emoji": ("pixelcnn", "row_lstm", "diagonal_bilstm", "multiscale")}
 
 
-def get_model(dataset: str, arch: str) -> tuple[pixelnet.PixelModel, str]:
+def get_model(dataset: str, arch: str) -> tuple[pixelnet.Model, str]:
     """The committed checkpoint if there is one, else the paper-size untrained model."""
     path = ROOT / "checkpoints" / f"{dataset}_{arch}.pt"
     if path.exists():
@@ -101,6 +100,25 @@ def measure(dataset: str, arch: str, quick: bool, full_naive: bool) -> dict:
     return row
 
 
+def gpu_check(dataset: str, archs: list[str]) -> list[str]:
+    """On CUDA: each model's fast and naive samplers agree there (same images for the same
+    seed, on a 12-step prefix for naive), and fast sampling speed on the GPU against the CPU."""
+    lines = [f"| {dataset} arch | fast == naive on cuda | fast s/img b1 cuda | b16 cuda | b1 cpu |",
+             "|---|---|---|---|---|"]
+    for arch in archs:
+        model, _ = get_model(dataset, arch)
+        gpu = model.to("cuda")
+        steps = 12
+        naive = [ev.value for _, ev in zip(range(steps), sample_stream(gpu, 2, seed=0, method="naive"))]
+        fast = [ev.value for _, ev in zip(range(steps), sample_stream(gpu, 2, seed=0, method="fast"))]
+        same = all(torch.equal(a, b) for a, b in zip(naive, fast))
+        t = [sampling_time(gpu, b, "fast", None) for b in (1, 16)]
+        cpu = sampling_time(model.to("cpu"), 1, "fast", None)
+        lines.append(f"| {arch} | {'yes' if same else 'NO'} | {t[0]:.3f} | {t[1]:.3f} | {cpu:.3f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def table(rows: list[dict]) -> str:
     """A markdown table of the measured rows."""
     head = ("| arch | params | model | forward b1 | forward b64 | train step b16 | naive s/img b1 "
@@ -123,6 +141,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="fewer repeats and naive steps")
     p.add_argument("--full-naive", action="store_true", help="time naive sampling of whole images")
     p.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    p.add_argument("--gpu", action="store_true", help="check and time sampling on CUDA")
     p.add_argument("--one", nargs=2, metavar=("DATASET", "ARCH"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.one:                                   # child process: one architecture, JSON out
@@ -130,7 +149,12 @@ def main() -> None:
         return
     rows = []
     for ds in a.datasets:
-        archs = [x for x in ARCHS[ds] if a.archs is None or x in a.archs]
+        archs = [x for x in pixelnet.ARCHITECTURES if a.archs is None or x in a.archs]
+        if a.gpu:
+            if not torch.cuda.is_available():
+                raise SystemExit("--gpu: no CUDA device here")
+            print("\n".join(gpu_check(ds, archs)))
+            continue
         print(f"\n{ds}: {SETS[ds]}  (torch threads: {torch.get_num_threads()})", flush=True)
         ds_rows = []
         for arch in archs:
