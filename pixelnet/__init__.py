@@ -57,11 +57,33 @@ def nll_map(model: Model, x: torch.Tensor, y: torch.Tensor | int | None = None) 
     return F.cross_entropy(logits, x.long().to(logits.device), reduction="none")
 
 
+def class_posterior(model: Model, x: torch.Tensor, prior: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+    """Which class does a class-conditional model think each image is? Bayes' rule over its
+    class-conditional likelihoods: ``p(k | x) = p(x | k) p(k) / sum_k' p(x | k') p(k')``.
+
+    ``x`` ``(B, C, H, W)``; ``prior`` ``(K,)`` class probabilities (default uniform).
+    Returns ``(B, K)`` posterior probabilities. Costs ``K`` forward passes.
+    """
+    K = model.cfg.classes
+    if K == 0:
+        raise ValueError(f"this {model.arch} model is not class-conditional (classes=0): "
+                         "it has no class likelihoods to compare")
+    log_prior = torch.full((K,), -math.log(K)) if prior is None else torch.log(prior.double())
+    if log_prior.shape != (K,):
+        raise ValueError(f"prior must have shape ({K},), got {tuple(log_prior.shape)}")
+    B = x.shape[0]
+    xs = x.repeat(K, 1, 1, 1)                                       # (K*B, C, H, W), class-major
+    ys = torch.arange(K).repeat_interleave(B)
+    log_lik = -nll(model, xs, ys).double().view(K, B).T             # (B, K) log p(x | k)
+    return torch.softmax(log_lik + log_prior.to(log_lik.device), 1)
+
+
 def bits_per_dim(nats: torch.Tensor | float, dims: int) -> torch.Tensor | float:
     """Convert nats per image to bits per dimension (``dims = C * H * W``)."""
     return nats / (dims * math.log(2))
 
 
-__all__ = ["ARCHITECTURES", "MODELS", "NO_CLASS", "Model", "build_model", "nll", "nll_map", "bits_per_dim",
+__all__ = ["ARCHITECTURES", "MODELS", "NO_CLASS", "Model", "class_posterior", "build_model", "nll", "nll_map", "bits_per_dim",
            "sample", "sample_stream", "SampleEvent", "save_checkpoint", "load_checkpoint", "read_checkpoint", "param_count",
            "MaskedConv2d", "PixelModel", "PixelCNN", "RowLSTM", "DiagonalBiLSTM", "MultiScale"]

@@ -270,3 +270,23 @@ def test_training_steps_lower_the_loss(arch, data):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.9 * losses[0]
+
+
+def test_class_posterior_is_bayes_rule():
+    """p(k | x) from the class-conditional likelihoods, by hand; refused without classes."""
+    m = tiny_model("pixelcnn", classes=3)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name.endswith("label.weight"):
+                p.normal_(0, 0.5)
+    x = rand_images(m, 2)
+    with torch.no_grad():
+        post = pixelnet.class_posterior(m, x)
+        lik = torch.stack([-pixelnet.nll(m, x, y=k).double() for k in range(3)], 1)
+        prior = torch.tensor([0.2, 0.3, 0.5])
+        biased = pixelnet.class_posterior(m, x, prior=prior)
+    torch.testing.assert_close(post, torch.softmax(lik, 1))
+    torch.testing.assert_close(biased, torch.softmax(lik + prior.double().log(), 1))
+    assert torch.allclose(post.sum(1), torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="not class-conditional"):
+        pixelnet.class_posterior(tiny_model("pixelcnn"), x)
