@@ -69,6 +69,7 @@ def test_time_budget_stops_cleanly(tmp_path):
     assert state(tmp_path, "b")["step"] == 1
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_straight_run(tmp_path):
     """kill -9 mid-run, resume: the same weights as a run never interrupted."""
     n = 24                                              # crosses an epoch boundary (16)
@@ -97,6 +98,7 @@ def test_resume_after_kill_matches_straight_run(tmp_path):
     assert [r["step"] for r in log if r["split"] == "val"] == [16, 24]
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_single_process(tmp_path):
     """torchrun, 2 CPU processes (gloo), 2 images each = the 1-process run at batch 4."""
     args = TINY + ["--max-steps", "6", "--val-every", "3"]
@@ -191,6 +193,7 @@ def test_manifest_lists_every_committed_checkpoint():
     assert set(manifest_entries()) == {p.name for p in (REPO / "checkpoints").glob("*.pt")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file", ["mnist_pixelcnn.pt", "mnist_row_lstm.pt"])
 def test_evaluate_reproduces_the_manifest(file):
     """The committed numbers are what evaluate.py measures (the cheap MNIST ones, whole
@@ -199,3 +202,67 @@ def test_evaluate_reproduces_the_manifest(file):
     r = evaluate.evaluate(REPO / "checkpoints" / file)
     assert r["nats"] == pytest.approx(entries[file]["test_nll"], abs=1e-3)
     assert r["split_description"] == entries[file]["test_split"] and r["images"] == 1000
+
+
+def test_resume_from_a_corrupt_state_says_which_file(tmp_path):
+    """A truncated last.pt: one clear line naming the file, no traceback, exit status 1."""
+    last = tmp_path / "r" / "run" / "last.pt"
+    last.parent.mkdir(parents=True)
+    train.main(TINY + paths(tmp_path, "r") + ["--max-steps", "2"])
+    last.write_bytes(last.read_bytes()[:1000])
+    p = subprocess.run([sys.executable, TRAIN, *TINY, *paths(tmp_path, "r"), "--resume"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    assert p.stderr.strip().count("\n") == 0 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.startswith("error: ") and str(last) in p.stderr
+    assert "not a readable resume state" in p.stderr and "--init-from" in p.stderr
+    torch.save({"step": 3}, last)                              # readable, but not a state
+    with pytest.raises(ValueError, match="lacks model, optimizer"):
+        train.main(TINY + paths(tmp_path, "r") + ["--resume"])
+
+
+def test_init_from_a_published_checkpoint(tmp_path):
+    """--init-from: weights and average from the checkpoint, its hyperparameters, a fresh
+    optimizer and step count; a mismatched model is refused."""
+    train.main(TINY + paths(tmp_path, "src") + ["--max-steps", "8"])
+    src = tmp_path / "src" / "m.pt"
+    source = pixelnet.load_checkpoint(src)
+    no_hparams = TINY[:4] + TINY[10:]                          # without --layers, --h, --out-h
+    args = no_hparams + paths(tmp_path, "cont") + ["--init-from", str(src), "--max-steps", "4"]
+    trainer = train.Trainer(*train.parse_args(args))
+    shape = ("arch", "channels", "levels", "height", "width")
+    assert trainer.cfg.hparams == {k: v for k, v in source.config.items() if k not in shape}
+    assert trainer.cfg.hparams["h"] == 4
+    assert_same_weights(trainer.model.state_dict(), source.state_dict())
+    assert_same_weights(trainer.ema.state_dict(), source.state_dict())
+    assert trainer.opt.state_dict()["state"] == {} and trainer.progress.step == 0
+    assert trainer.fit()["step"] == 4
+    trainer.close()
+    assert pixelnet.load_checkpoint(tmp_path / "cont" / "m.pt").metadata["init_from"] == str(src)
+    with pytest.raises(ValueError, match="pixelcnn model, not mnist/row_lstm"):
+        train.main(["--arch", "row_lstm"] + args[2:])
+    with pytest.raises(ValueError, match="drop --h"):
+        train.main(args + ["--h", "8"])
+
+
+def test_ddp_agrees_on_stopping_every_few_steps_only(monkeypatch):
+    """The stop flag costs an all_reduce every STOP_SYNC_EVERY steps, not every step."""
+    calls = []
+    monkeypatch.setattr(train, "all_sum", lambda *v, device: calls.append(v) or list(v))
+    expired = time.monotonic() - 10
+    assert train.should_stop(7, expired, 1.0, world=1, device="cpu") and not calls
+    every = train.STOP_SYNC_EVERY
+    stops = [train.should_stop(s, expired, 1.0, world=2, device="cpu") for s in range(1, 2 * every + 1)]
+    assert [s for s, stop in zip(range(1, 2 * every + 1), stops) if stop] == [every, 2 * every]
+    assert len(calls) == 2
+    assert not train.should_stop(every, time.monotonic(), 1e6, world=2, device="cpu")
+
+
+def test_dataset_nll_restores_train_mode_after_a_failure():
+    model = pixelnet.build_model("pixelcnn", layers=1, h=4, out_h=8).train()
+    bad = torch.full((2, 1, 28, 28), 7)                         # levels are 0 and 1
+    with pytest.raises(ValueError):
+        evaluate.dataset_nll(model, bad)
+    assert model.training
+    evaluate.dataset_nll(model, torch.zeros(2, 1, 28, 28, dtype=torch.long))
+    assert model.training

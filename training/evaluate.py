@@ -25,10 +25,12 @@ def dataset_nll(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 64,
     """NLL in nats of every image of ``x`` (``(N,)``, on the CPU), in batches."""
     was_training = model.training
     model.eval()
-    out = [pixelnet.nll(model, x[i:i + batch_size].to(device)).cpu()
-           for i in tqdm(range(0, len(x), batch_size), desc="eval", unit="batch",
-                         disable=not progress, leave=False)]
-    model.train(was_training)
+    try:                                # a failed batch must not leave a training model in eval
+        out = [pixelnet.nll(model, x[i:i + batch_size].to(device)).cpu()
+               for i in tqdm(range(0, len(x), batch_size), desc="eval", unit="batch",
+                             disable=not progress, leave=False)]
+    finally:
+        model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
 
 

@@ -11,7 +11,9 @@ Outputs (only rank 0 writes):
 - ``runs/{out stem}/last.pt``: the resumable state (model, optimizer, step, log, best val),
   written atomically every ``--save-every`` seconds and at every validation. ``--resume``
   continues from it (or starts afresh when there is none), so one command can be re-run after
-  any crash or ``kill -9``; at most the work since the last save is lost.
+  any crash or ``kill -9``; at most the work since the last save is lost. ``runs/`` is local
+  (never committed): to go on training a published model elsewhere, ``--init-from
+  checkpoints/{name}.pt`` starts from its weights (and the average's) with a fresh optimizer.
 
 Determinism: the weights depend only on the config, the seed and the step count. All
 randomness after initialization comes from generators seeded by (seed, epoch): the data order
@@ -84,6 +86,9 @@ class TrainConfig:
     max_train_images: int = field(default=0, metadata={
         "help": "train on the first N training images only (0: all)"})
     data_source: str = field(default="auto", metadata={"help": "/".join(SOURCES)})
+    init_from: str = field(default="", metadata={
+        "help": "start from this published checkpoint's weights (and its hyperparameters; "
+                "the optimizer starts afresh), e.g. checkpoints/mnist_pixelcnn.pt"})
     hparams: dict = field(default_factory=dict)   # model hyperparameters set on the CLI
 
     def validate(self) -> None:
@@ -186,11 +191,32 @@ def write_log(log: list[dict], csv_path: Path, png_path: Path, dataset: str) -> 
 # training
 
 _stop_requested = False
+STOP_SYNC_EVERY = 20            # DDP: steps between the processes' agreement on stopping
+STATE_KEYS = ("model", "optimizer", "step", "train_seconds", "best_val", "log", "hardware",
+              "train_config")
 
 
 def _request_stop(signum, frame) -> None:
     global _stop_requested
     _stop_requested = True
+
+
+@dataclass
+class Data:
+    """The images a run trains and validates on, and where they come from."""
+    train: torch.Tensor         # (N, C, H, W) uint8 (8x less memory; long per batch)
+    val: torch.Tensor           # (M, C, H, W) long, as the models see them (MNIST binarized)
+    splits: dict[str, str]      # "train"/"val" -> describe_split(...)
+
+
+@dataclass
+class Progress:
+    """The run's counters and log: with the weights, what a resume state restores."""
+    step: int = 0
+    seconds_before: float = 0.0     # training seconds of earlier invocations of this run
+    best_val: float = float("inf")
+    log: list[dict] = field(default_factory=list)
+    hardware: list[str] = field(default_factory=list)
 
 
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -199,34 +225,58 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
-def train(cfg: TrainConfig, run: argparse.Namespace) -> dict:
-    """Train (or resume) per ``cfg``; ``run`` holds the run control (epochs, max_steps,
-    time_budget, out, run_dir, resume, save_every, val_every, log_every, max_val_images,
-    device, data_root). Returns a summary dict."""
-    rank, world, device = setup_distributed(run.device)
-    t_start = time.monotonic()
-    out = Path(run.out or REPO / "checkpoints" / f"{cfg.dataset}_{cfg.arch}.pt")
-    state_path = Path(run.run_dir or REPO / "runs" / out.stem) / "last.pt"
-    state = None
-    if run.resume and state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        saved = TrainConfig(**state["train_config"])
-        if (saved.arch, saved.dataset) != (cfg.arch, cfg.dataset):
-            raise ValueError(f"{state_path} is a {saved.dataset}/{saved.arch} run, not "
-                             f"{cfg.dataset}/{cfg.arch}; pass a different --out or --run-dir")
-        ignored = [k for k, v in asdict(cfg).items()
-                   if v != getattr(saved, k) and k != "data_source"]
-        if ignored and rank == 0:
-            print(f"resuming with the run's stored settings; ignoring --{', --'.join(ignored)}")
-        cfg = saved
-    cfg.validate()
-    if cfg.batch_size % world:
-        raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the number of "
-                         f"processes ({world})")
-    info = DATASETS[cfg.dataset]
-    # resolve "auto" once, so that a resumed run reads the same files
-    cfg = dataclasses.replace(cfg, data_source=data_source(cfg.dataset, run.data_root,
-                                                           cfg.data_source))
+def read_resume_state(path: Path) -> dict:
+    """The resume state at ``path``; ``ValueError`` naming the file if it cannot be used."""
+    advice = (f"delete {path} to start afresh, or start from a published model with "
+              "--init-from checkpoints/<file>.pt")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, corrupt or not a torch file
+        raise ValueError(f"{path} is not a readable resume state ({type(e).__name__}: "
+                         f"{str(e)[:120]}); {advice}") from None
+    missing = [k for k in STATE_KEYS if k not in state] if isinstance(state, dict) else STATE_KEYS
+    if missing:
+        raise ValueError(f"{path} is not a resume state of train.py (it lacks "
+                         f"{', '.join(missing)}); {advice}")
+    try:
+        TrainConfig(**state["train_config"])
+    except TypeError as e:
+        raise ValueError(f"{path}: its train_config is malformed ({e}); {advice}") from None
+    return state
+
+
+def resumed_config(cfg: TrainConfig, state: dict, path: Path, verbose: bool) -> TrainConfig:
+    """The run's stored config, which a resumed run continues with (not the command line's)."""
+    saved = TrainConfig(**state["train_config"])
+    if (saved.arch, saved.dataset) != (cfg.arch, cfg.dataset):
+        raise ValueError(f"{path} is a {saved.dataset}/{saved.arch} run, not "
+                         f"{cfg.dataset}/{cfg.arch}; pass a different --out or --run-dir")
+    ignored = [k for k, v in asdict(cfg).items() if v != getattr(saved, k) and k != "data_source"]
+    if ignored and verbose:
+        print(f"resuming with the run's stored settings; ignoring --{', --'.join(ignored)}")
+    return saved
+
+
+def init_config(cfg: TrainConfig, source: torch.nn.Module) -> TrainConfig:
+    """``cfg`` with the hyperparameters of the ``--init-from`` checkpoint ``source``."""
+    path, meta, config = cfg.init_from, source.metadata, source.config
+    if (config["arch"], meta.get("dataset")) != (cfg.arch, cfg.dataset):
+        raise ValueError(f"--init-from {path} is a {meta.get('dataset')}/{config['arch']} "
+                         f"model, not {cfg.dataset}/{cfg.arch}")
+    shape = DATASETS[cfg.dataset].model_shape()
+    if any(config[k] != v for k, v in shape.items()):
+        raise ValueError(f"--init-from {path}: its images are not {cfg.dataset}'s {shape}")
+    hparams = {k: v for k, v in config.items() if k != "arch" and k not in SHAPE_FIELDS}
+    clash = [k for k, v in cfg.hparams.items() if hparams.get(k) != v]
+    if clash:
+        raise ValueError(f"--init-from {path} fixes the model's hyperparameters: drop "
+                         + ", ".join(f"--{k.replace('_', '-')} (it has {hparams.get(k)!r})"
+                                     for k in clash))
+    return dataclasses.replace(cfg, hparams=hparams)
+
+
+def load_data(cfg: TrainConfig, run: argparse.Namespace) -> Data:
+    """The training images (the first ``max_train_images``) and the validation images."""
     splits = {s: describe_split(cfg.dataset, s, run.data_root, cfg.data_source)
               for s in ("train", "val")}
     x_train = load_dataset(cfg.dataset, "train", run.data_root, cfg.data_source)
@@ -234,155 +284,266 @@ def train(cfg: TrainConfig, run: argparse.Namespace) -> dict:
     for s, x, limit in (("train", x_train, cfg.max_train_images), ("val", x_val, run.max_val_images)):
         if limit and limit < len(x):
             splits[s] += f" (first {limit})"
-    x_train = x_train[:cfg.max_train_images or None].byte()     # 8x less memory; long per batch
-    x_val = x_val[:run.max_val_images or None]
+    return Data(x_train[:cfg.max_train_images or None].byte(), x_val[:run.max_val_images or None],
+                splits)
 
+
+def build(cfg: TrainConfig, device: torch.device, state: dict | None,
+          source: torch.nn.Module | None) -> tuple[torch.nn.Module, torch.nn.Module | None,
+                                                   torch.optim.Optimizer]:
+    """(model, EMA copy or None, optimizer): initialized from the seed, then from the resume
+    ``state`` (everything) or the ``--init-from`` model ``source`` (weights; optimizer fresh)."""
     torch.manual_seed(cfg.seed)
-    model = pixelnet.build_model(cfg.arch, **info.model_shape(), **cfg.hparams).to(device)
+    model = pixelnet.build_model(cfg.arch, **DATASETS[cfg.dataset].model_shape(),
+                                 **cfg.hparams).to(device)
+    if source is not None:
+        model.load_state_dict(source.state_dict())
     opt = make_optimizer(cfg, model)
-    step, seconds_before, best_val, log, hw = 0, 0.0, float("inf"), [], []
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        step, seconds_before, best_val = state["step"], state["train_seconds"], state["best_val"]
-        log, hw = state["log"], state["hardware"]
     # the averaged weights: what is validated and published (a state without one, from
     # before averaging existed, starts the average at its current weights)
     ema = copy.deepcopy(model).requires_grad_(False) if cfg.ema else None
-    if ema is not None and state is not None and "ema" in state:
+    if ema is not None and state is not None and state.get("ema") is not None:
         ema.load_state_dict(state["ema"])
-    eval_model = ema if ema is not None else model
-    hw = list(dict.fromkeys([*hw, hardware(device, world)]))
-    net = DistributedDataParallel(model) if world > 1 else model
-    if run.compile:         # shares model's parameters: saving and EMA keep using `model`
-        net = torch.compile(net)
+    return model, ema, opt
 
-    local_batch = cfg.batch_size // world
-    sampler = DistributedSampler(range(len(x_train)), world, rank, shuffle=True,
-                                 seed=cfg.seed, drop_last=True)
-    steps_per_epoch = len(sampler) // local_batch
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(x_train)} training images give no full batch of "
-                         f"{cfg.batch_size}; use more images or a smaller --batch-size")
-    total = run.epochs * steps_per_epoch
-    if run.max_steps:
-        total = min(total, run.max_steps)
-    main_proc = rank == 0
-    if main_proc:
-        print(f"{cfg.arch} on {cfg.dataset}: {pixelnet.param_count(model):,} parameters, "
-              f"{len(x_train)} training images ({steps_per_epoch} steps/epoch), "
-              f"{len(x_val)} val images, {world} process(es) on {device}"
-              + (f"; resumed at step {step}" if state else ""), flush=True)
 
-    def epoch_data(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """This epoch's images (MNIST re-binarized) and this process's batches of indices."""
-        sampler.set_epoch(epoch)
-        idx = torch.tensor(list(sampler))[:steps_per_epoch * local_batch]
-        x = x_train
-        if info.binarized:
-            x = binarize(x, torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-        return x, idx.view(steps_per_epoch, local_batch)
+def epoch_batches(sampler: DistributedSampler, data: Data, cfg: TrainConfig, epoch: int,
+                  steps: int, local_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """This epoch's images (MNIST re-binarized) and this process's ``(steps, local_batch)``
+    indices into them."""
+    sampler.set_epoch(epoch)
+    idx = torch.tensor(list(sampler))[:steps * local_batch]
+    x = data.train
+    if DATASETS[cfg.dataset].binarized:
+        x = binarize(x, torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+    return x, idx.view(steps, local_batch)
 
-    def validate() -> float:
-        """Mean val NLL (nats/image) over all processes, each taking every world-th image."""
-        nats = dataset_nll(eval_model, x_val[rank::world], device=device)
-        total_nats, count = all_sum(nats.sum().item(), len(nats), device=device)
-        return total_nats / count
 
-    def train_seconds() -> float:
-        """Wall time of the training loops of this run, resumes included."""
-        return seconds_before + time.monotonic() - t_loop
+def train_step(net: torch.nn.Module, model: torch.nn.Module, ema: torch.nn.Module | None,
+               opt: torch.optim.Optimizer, x: torch.Tensor, cfg: TrainConfig, step: int,
+               steps_per_epoch: int) -> float:
+    """One optimizer step on the batch ``x``; returns its loss in nats per image."""
+    dims = DATASETS[cfg.dataset].dims
+    for g in opt.param_groups:          # smooth exponential decay, a function of the step
+        g["lr"] = cfg.lr * cfg.lr_decay ** (step / steps_per_epoch)
+    loss = pixelnet.nll(net, x).mean() / dims          # nats per sub-pixel
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+    opt.step()
+    if ema is not None:                 # decay warmed up over the first steps (as tf's EMA)
+        decay = min(cfg.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(p, 1 - decay)
+    return loss.item() * dims
 
-    def save_state() -> None:
-        atomic_save(dict(model=model.state_dict(), optimizer=opt.state_dict(), step=step,
-                         ema=ema.state_dict() if ema is not None else None,
-                         train_seconds=train_seconds(), best_val=best_val, log=log, hardware=hw,
-                         train_config=asdict(cfg)), state_path)
-        write_log(log, out.with_name(out.stem + "_log.csv"),
-                  out.with_name(out.stem + "_curve.png"), cfg.dataset)
 
-    data, batches, bar = None, None, None
-    t_loop = last_save = time.monotonic()
-    running, running_n = 0.0, 0
-    net.train()
-    while step < total:
-        epoch, k = divmod(step, steps_per_epoch)
-        if k == 0 or batches is None:
-            data, batches = epoch_data(epoch)
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=steps_per_epoch, initial=k, desc=f"epoch {epoch + 1}",
-                       disable=not main_proc, dynamic_ncols=True,
-                       mininterval=0.5 if sys.stderr.isatty() else 30)
-        for g in opt.param_groups:      # smooth exponential decay, a function of the step
-            g["lr"] = cfg.lr * cfg.lr_decay ** (step / steps_per_epoch)
-        x = data[batches[k]].to(device).long()
-        loss = pixelnet.nll(net, x).mean() / info.dims        # nats per sub-pixel
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        if ema is not None:             # decay warmed up over the first steps (as tf's EMA)
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for pe, p in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(p, 1 - decay)
-        step += 1
-        running += loss.item() * info.dims
-        running_n += 1
-        bar.update()
-        bar.set_postfix(loss=display(running / running_n, cfg.dataset), refresh=False)
+def validate(eval_model: torch.nn.Module, x_val: torch.Tensor, rank: int, world: int,
+             device: torch.device) -> float:
+    """Mean val NLL (nats/image) over all processes, each taking every world-th image."""
+    nats = dataset_nll(eval_model, x_val[rank::world], device=device)
+    total_nats, count = all_sum(nats.sum().item(), len(nats), device=device)
+    return total_nats / count
 
-        end_of_epoch = step % steps_per_epoch == 0
-        if step % run.log_every == 0 or end_of_epoch or step == total:
-            nats = all_sum(running / running_n, device=device)[0] / world
-            log.append(dict(step=step, epoch=round(step / steps_per_epoch, 4),
-                            seconds=round(train_seconds(), 1), split="train", nats=nats,
-                            bits_per_dim=pixelnet.bits_per_dim(nats, info.dims)))
-            running, running_n = 0.0, 0
-        out_of_time = run.time_budget and time.monotonic() - t_start > run.time_budget
-        stop = all_sum(float(_stop_requested or out_of_time), device=device)[0] > 0
-        if end_of_epoch or step % run.val_every == 0 or step == total or stop:
-            val = validate()
-            log.append(dict(step=step, epoch=round(step / steps_per_epoch, 4),
-                            seconds=round(train_seconds(), 1), split="val", nats=val,
-                            bits_per_dim=pixelnet.bits_per_dim(val, info.dims)))
-            improved = val < best_val
-            best_val = min(best_val, val)
-            if main_proc:
-                if improved:
-                    pixelnet.save_checkpoint(
-                        eval_model, out, dataset=cfg.dataset, data_source=cfg.data_source,
-                        train_images=len(x_train), train_split=splits["train"],
-                        val_split=splits["val"],
-                        epochs=round(step / steps_per_epoch, 3), step=step,
-                        train_seconds=round(train_seconds(), 1), hardware="; ".join(hw),
-                        val_nll=val, val_bits_per_dim=pixelnet.bits_per_dim(val, info.dims),
-                        train_config=asdict(cfg))
-                note = f"saved {out}" if improved else f"best {display(best_val, cfg.dataset)}"
-                bar.write(f"step {step} (epoch {step / steps_per_epoch:.2f}): val "
-                          f"{display(val, cfg.dataset)}; {note}")
-                save_state()
-                last_save = time.monotonic()
-        elif main_proc and time.monotonic() - last_save >= run.save_every:
-            save_state()
-            last_save = time.monotonic()
-        if stop:
-            if main_proc:
-                bar.write("time budget reached" if not _stop_requested else "stop requested")
-            break
-    if bar is not None:
-        bar.close()
+
+def should_stop(step: int, started: float, time_budget: float, world: int,
+                device: torch.device) -> bool:
+    """Whether a signal or the time budget ends the run after ``step``. Under DDP the
+    processes agree (one all_reduce) every :data:`STOP_SYNC_EVERY` steps only, the same steps
+    on every process, so a stop comes up to that many steps late."""
+    local = _stop_requested or bool(time_budget and time.monotonic() - started > time_budget)
+    if world == 1:
+        return local
+    return step % STOP_SYNC_EVERY == 0 and all_sum(float(local), device=device)[0] > 0
+
+
+def release_distributed() -> None:
+    """Tear the process group down, all processes together (rank 0 may still be saving).
+    The caller drops its DDP wrapper first: DDP's reducer holds the group, and a rank can
+    abort at exit with "terminate called without an active exception" (seen once in CI)."""
     if dist.is_initialized():
-        # DDP's reducer holds the process group: release it first, or a rank can abort at
-        # exit with "terminate called without an active exception" (seen once in CI)
-        net = loss = None
         gc.collect()
-        dist.barrier()          # rank 0 may still be saving: tear gloo down together
+        dist.barrier()
         dist.destroy_process_group()
-    return dict(step=step, best_val=best_val, out=str(out), state=str(state_path),
-                train_seconds=train_seconds(), model=model, ema=ema)
+
+
+def prepare(cfg: TrainConfig, run: argparse.Namespace, rank: int, world: int):
+    """(config, checkpoint path, resume-state path, resume state or None, ``--init-from``
+    model or None): the config resolved from the resume state or the ``--init-from``
+    checkpoint, and its data source fixed (``auto`` resolved once, so that a resumed run reads
+    the same files)."""
+    out = Path(run.out or REPO / "checkpoints" / f"{cfg.dataset}_{cfg.arch}.pt")
+    state_path = Path(run.run_dir or REPO / "runs" / out.stem) / "last.pt"
+    state = source = None
+    if run.resume and state_path.is_file():
+        state = read_resume_state(state_path)
+        cfg = resumed_config(cfg, state, state_path, verbose=rank == 0)
+    elif cfg.init_from:
+        source = pixelnet.load_checkpoint(cfg.init_from)
+        cfg = init_config(cfg, source)
+    cfg.validate()
+    if cfg.batch_size % world:
+        raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the number of "
+                         f"processes ({world})")
+    cfg = dataclasses.replace(cfg, data_source=data_source(cfg.dataset, run.data_root,
+                                                           cfg.data_source))
+    return cfg, out, state_path, state, source
+
+
+class Trainer:
+    """One run: its model, optimizer, data and progress; the training loop and what it does
+    between steps (log, validate, publish, save the resume state) as methods."""
+
+    def __init__(self, cfg: TrainConfig, run: argparse.Namespace):
+        self.rank, self.world, self.device = setup_distributed(run.device)
+        self.started = time.monotonic()
+        self.run, self.main = run, self.rank == 0
+        self.cfg, self.out, self.state_path, state, source = prepare(cfg, run, self.rank, self.world)
+        self.data = load_data(self.cfg, run)
+        self.model, self.ema, self.opt = build(self.cfg, self.device, state, source)
+        self.eval_model = self.ema if self.ema is not None else self.model
+        self.progress = Progress()
+        if state is not None:
+            self.progress = Progress(state["step"], state["train_seconds"], state["best_val"],
+                                     state["log"], state["hardware"])
+        elif source is not None and Path(self.cfg.init_from).resolve() == self.out.resolve():
+            # continuing a published model in place: replace it only by a better one
+            self.progress.best_val = source.metadata.get("val_nll", float("inf"))
+        self.progress.hardware = list(dict.fromkeys(
+            [*self.progress.hardware, hardware(self.device, self.world)]))
+        self.net = DistributedDataParallel(self.model) if self.world > 1 else self.model
+        if run.compile:     # shares model's parameters: saving and EMA keep using `model`
+            self.net = torch.compile(self.net)
+        self.local_batch = self.cfg.batch_size // self.world
+        self.sampler = DistributedSampler(range(len(self.data.train)), self.world, self.rank,
+                                          shuffle=True, seed=self.cfg.seed, drop_last=True)
+        self.steps_per_epoch = len(self.sampler) // self.local_batch
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{len(self.data.train)} training images give no full batch of "
+                             f"{self.cfg.batch_size}; use more images or a smaller --batch-size")
+        self.total = min(run.epochs * self.steps_per_epoch, run.max_steps or float("inf"))
+        self.loop_started = time.monotonic()
+        if self.main:
+            print(f"{self.cfg.arch} on {self.cfg.dataset}: "
+                  f"{pixelnet.param_count(self.model):,} parameters, {len(self.data.train)} "
+                  f"training images ({self.steps_per_epoch} steps/epoch), {len(self.data.val)} "
+                  f"val images, {self.world} process(es) on {self.device}"
+                  + (f"; resumed at step {self.progress.step}" if state else "")
+                  + (f"; weights from {self.cfg.init_from}" if source is not None else ""),
+                  flush=True)
+
+    def seconds(self) -> float:
+        """Wall time of the training loops of this run, resumes included."""
+        return self.progress.seconds_before + time.monotonic() - self.loop_started
+
+    def log(self, split: str, nats: float) -> None:
+        p = self.progress
+        p.log.append(dict(step=p.step, epoch=round(p.step / self.steps_per_epoch, 4),
+                          seconds=round(self.seconds(), 1), split=split, nats=nats,
+                          bits_per_dim=pixelnet.bits_per_dim(nats, DATASETS[self.cfg.dataset].dims)))
+
+    def save_state(self) -> None:
+        """The resume state (atomically), and the log's CSV and curve beside the checkpoint."""
+        p, out = self.progress, self.out
+        atomic_save(dict(model=self.model.state_dict(), optimizer=self.opt.state_dict(),
+                         step=p.step, ema=self.ema.state_dict() if self.ema is not None else None,
+                         train_seconds=self.seconds(), best_val=p.best_val, log=p.log,
+                         hardware=p.hardware, train_config=asdict(self.cfg)), self.state_path)
+        write_log(p.log, out.with_name(out.stem + "_log.csv"),
+                  out.with_name(out.stem + "_curve.png"), self.cfg.dataset)
+        self.last_save = time.monotonic()
+
+    def publish(self, val: float) -> None:
+        """Save the validated model as the run's checkpoint, with its metadata."""
+        cfg, p = self.cfg, self.progress
+        extra = dict(init_from=cfg.init_from) if cfg.init_from else {}
+        pixelnet.save_checkpoint(
+            self.eval_model, self.out, dataset=cfg.dataset, data_source=cfg.data_source,
+            train_images=len(self.data.train), train_split=self.data.splits["train"],
+            val_split=self.data.splits["val"], epochs=round(p.step / self.steps_per_epoch, 3),
+            step=p.step, train_seconds=round(self.seconds(), 1), hardware="; ".join(p.hardware),
+            val_nll=val, val_bits_per_dim=pixelnet.bits_per_dim(val, DATASETS[cfg.dataset].dims),
+            train_config=asdict(cfg), **extra)
+
+    def validate_and_save(self, bar: tqdm) -> None:
+        """Validate (all processes), publish an improvement and save the resume state."""
+        val = validate(self.eval_model, self.data.val, self.rank, self.world, self.device)
+        self.log("val", val)
+        improved = val < self.progress.best_val
+        self.progress.best_val = min(self.progress.best_val, val)
+        if self.main:
+            if improved:
+                self.publish(val)
+            note = (f"saved {self.out}" if improved
+                    else f"best {display(self.progress.best_val, self.cfg.dataset)}")
+            bar.write(f"step {self.progress.step} (epoch "
+                      f"{self.progress.step / self.steps_per_epoch:.2f}): val "
+                      f"{display(val, self.cfg.dataset)}; {note}")
+            self.save_state()
+
+    def fit(self) -> dict:
+        """The training loop, to ``total`` steps or a stop; returns a summary dict."""
+        cfg, run, p = self.cfg, self.run, self.progress
+        batches, bar = None, None
+        self.loop_started = self.last_save = time.monotonic()
+        running, running_n = 0.0, 0
+        self.net.train()
+        while p.step < self.total:
+            epoch, k = divmod(p.step, self.steps_per_epoch)
+            if k == 0 or batches is None:
+                images, batches = epoch_batches(self.sampler, self.data, cfg, epoch,
+                                                self.steps_per_epoch, self.local_batch)
+                if bar is not None:
+                    bar.close()
+                bar = tqdm(total=self.steps_per_epoch, initial=k, desc=f"epoch {epoch + 1}",
+                           disable=not self.main, dynamic_ncols=True,
+                           mininterval=0.5 if sys.stderr.isatty() else 30)
+            running += train_step(self.net, self.model, self.ema, self.opt,
+                                  images[batches[k]].to(self.device).long(), cfg, p.step,
+                                  self.steps_per_epoch)
+            running_n += 1
+            p.step += 1
+            bar.update()
+            bar.set_postfix(loss=display(running / running_n, cfg.dataset), refresh=False)
+
+            end_of_epoch = p.step % self.steps_per_epoch == 0
+            if p.step % run.log_every == 0 or end_of_epoch or p.step == self.total:
+                self.log("train", all_sum(running / running_n, device=self.device)[0] / self.world)
+                running, running_n = 0.0, 0
+            stop = should_stop(p.step, self.started, run.time_budget, self.world, self.device)
+            if end_of_epoch or p.step % run.val_every == 0 or p.step == self.total or stop:
+                self.validate_and_save(bar)
+            elif self.main and time.monotonic() - self.last_save >= run.save_every:
+                self.save_state()
+            if stop:
+                if self.main:
+                    bar.write("time budget reached" if not _stop_requested else "stop requested")
+                break
+        if bar is not None:
+            bar.close()
+        return dict(step=p.step, best_val=p.best_val, out=str(self.out),
+                    state=str(self.state_path), train_seconds=self.seconds(), model=self.model,
+                    ema=self.ema)
+
+    def close(self) -> None:
+        """Drop the DDP wrapper, then leave the process group (if any)."""
+        self.net = None
+        release_distributed()
+
+
+def train(cfg: TrainConfig, run: argparse.Namespace) -> dict:
+    """Train (or resume) per ``cfg``; ``run`` holds the run control (epochs, max_steps,
+    time_budget, out, run_dir, resume, save_every, val_every, log_every, max_val_images,
+    device, data_root). Returns a summary dict."""
+    trainer = Trainer(cfg, run)
+    summary = trainer.fit()
+    trainer.close()         # not on an exception: the other processes may be mid-collective
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------
