@@ -1,0 +1,1 @@
+"""Repository tools: data preparation and the Space export (not part of the package)."""
