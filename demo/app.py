@@ -5,58 +5,69 @@ them in pixel by pixel, with the softmax behind every pixel.
 
 Named API endpoints (``gradio_client``; every input has a default):
 ``/generate`` and ``/compare`` stream frames; ``/upload`` turns an image file into canvases.
-See README.md, "The app's API".
+See README.md, "The app's API" and "Serving a classroom".
 
 The handlers are plain functions (tested directly in ``tests/test_app.py``); ``build_app``
-wires them to the UI. Sampling is ``pixelnet.sample_stream`` at full speed; only the frames
-are throttled, by the animation speed and a frame-rate cap.
+wires them to the UI. Sampling goes through ``demo/batcher.py``: one worker per model steps
+every user's run of that model together as one batch, ahead of the animation; a handler
+only reveals its run's sub-pixels at the animation speed and renders frames, at a rate that
+shrinks as more people watch (``FRAME_BUDGET``). The app keeps no state outside its process.
 """
 from __future__ import annotations
 
+import io
+import math
 import os
-import queue
 import random
 import sys
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
+if str(REPO) not in sys.path:       # `python demo/app.py` (a Space's entry point) finds demo/
     sys.path.insert(0, str(REPO))
 
 import gradio as gr  # noqa: E402
 from gradio import processing_utils  # noqa: E402
 
 import pixelnet  # noqa: E402
+from demo import batcher  # noqa: E402
 from demo import imaging as im  # noqa: E402
-from pixelnet.sampling import completion_inputs  # noqa: E402
+from demo.components import (MAX_SEED, MAX_TEMPERATURE, fail, image_input,  # noqa: E402
+                             parse_seed, parse_temperature, raw)
 from demo.registry import (ARCH_NAMES, DATASET_INFO, DATASETS, architectures, arch_key,  # noqa: E402
-                           dataset_key, describe, get_model)
+                           dataset_key, describe, get_model, title, training)
+from pixelnet.sampling import completion_inputs  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 SPEEDS: dict[str, float] = {"Slow": 20, "Medium": 80, "Fast": 300, "Max": 0}
 """Animation speed -> pixels per second (0: as fast as the sampler goes)."""
-MAX_FPS = 15                        # frames per second sent to the browser, at most
+MAX_FPS = 15                        # frames per second to one viewer, at most
+MIN_FPS = 2                         # ... and at least, however many watch
+FRAME_BUDGET = float(os.environ.get("PIXELNET_FRAME_BUDGET", "40"))
+"""Frames per second the whole server renders and sends, shared by everyone watching."""
+CHART_EVERY_ABOVE = 4               # more viewers than this: the softmax chart on every 3rd frame
 PRESETS = {"Blank": "blank", "Seed pixel": "single_pixel", "Keep top half": "top_half",
            "Random example": "top_half"}
 """Preset button -> ``pixelnet.sampling.completion_inputs`` preset (the mask it sets)."""
-DEFAULTS = dict(dataset="MNIST digits", architecture="PixelCNN", temperature=1.0, seed=0,
-                speed="Fast")
-CONCURRENCY = int(os.environ.get("PIXELNET_CONCURRENCY", "4"))
-MAX_TEMPERATURE = 5.0
-
-
-def fail(message: str) -> gr.Error:
-    """A user-facing error (shown in the browser, raised to API clients)."""
-    return gr.Error(message, print_exception=False)
+DEFAULTS = dict(dataset="MNIST digits", architecture=ARCH_NAMES[pixelnet.ARCHITECTURES[0]],
+                temperature=1.0, seed=0, speed="Fast")
+CONCURRENCY = int(os.environ.get("PIXELNET_CONCURRENCY", "64"))
+"""Runs streaming at once (their handlers mostly wait: the samplers do the work)."""
+QUEUE_SIZE = int(os.environ.get("PIXELNET_QUEUE", "128"))
+SESSIONS = int(os.environ.get("PIXELNET_SESSIONS", "256"))
+"""Sessions whose state (the last run, for Inspect) is kept; Gradio's default, 10,000,
+would let about 0.4 MB per visitor or API call pile up (measured), for hours."""
+CACHE_CLEANUP = (300, 900)          # Gradio's cached files: every 5 min, delete those over 15 min
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -184,17 +195,18 @@ def check_controls(dataset: str, architecture: str, temperature, seed, speed
     if arch not in architectures(ds):
         raise fail(f"{ARCH_NAMES[arch]} is not offered for {dataset}; choose one of "
                    f"{', '.join(ARCH_NAMES[a] for a in architectures(ds))}")
-    try:
-        temperature = float(temperature)
-        seed = int(seed) if seed is not None and seed != "" else 0
-    except (TypeError, ValueError):
-        raise fail(f"temperature must be a number and seed an integer; got {temperature!r}, "
-                   f"{seed!r}") from None
-    if not 0 <= temperature <= MAX_TEMPERATURE:
-        raise fail(f"temperature must be between 0 and {MAX_TEMPERATURE:g}; got {temperature:g}")
-    if speed not in SPEEDS:
+    temperature, seed = parse_temperature(temperature), parse_seed(seed)
+    if not isinstance(speed, str) or speed not in SPEEDS:
         raise fail(f"unknown speed {speed!r}; choose one of {', '.join(SPEEDS)}")
     return ds, arch, temperature, seed, SPEEDS[speed]
+
+
+def load_model(dataset: str, arch: str) -> torch.nn.Module:
+    """``get_model``, its errors (a broken checkpoint) as the app's message."""
+    try:
+        return get_model(dataset, arch)
+    except ValueError as e:
+        raise fail(f"⚠️ {e}") from None
 
 
 # ----------------------------------------------------------------------------- a run
@@ -203,7 +215,7 @@ def check_controls(dataset: str, architecture: str, temperature, seed, speed
 class Run:
     """One generation, kept in the session for Inspect: the image, which sub-pixels were
     generated, and the distribution behind every sub-pixel whose distribution is known
-    (generated ones as they are drawn; all of them once the run has finished)."""
+    (generated ones as they are revealed; all of them once the run has finished)."""
     dataset: str
     arch: str
     levels: int
@@ -215,6 +227,8 @@ class Run:
     have: np.ndarray         # (C, H, W) bool: probs known
     finished: bool = False
     nll: float | None = None
+    entropy: np.ndarray | None = None           # (H, W) bits, once finished
+    last: tuple[int, int, int] | None = None   # (i, j, c) revealed last
 
     @classmethod
     def start(cls, ds: str, arch: str, x: np.ndarray, mask: np.ndarray, temperature: float,
@@ -224,11 +238,14 @@ class Run:
         return cls(ds, arch, levels, temperature, x.copy(), gen, np.zeros_like(gen),
                    np.zeros((C, H, W, levels), np.float32), np.zeros_like(gen))
 
-    def record(self, ev: pixelnet.SampleEvent) -> None:
-        """Store one sampling event (the first sample of the batch)."""
-        self.image[ev.c, ev.i, ev.j] = int(ev.value[0])
-        self.probs[ev.c, ev.i, ev.j] = ev.probs[0].numpy()
-        self.have[ev.c, ev.i, ev.j] = self.done[ev.c, ev.i, ev.j] = True
+    def reveal(self, job: batcher.Job, start: int, stop: int) -> None:
+        """Copy the job's own sub-pixels ``start:stop`` (sampled already) into the run."""
+        ijc, values, probs = job.reveal(start, stop)
+        i, j, c = ijc.T
+        self.image[c, i, j] = values
+        self.probs[c, i, j] = probs
+        self.have[c, i, j] = self.done[c, i, j] = True
+        self.last = tuple(int(v) for v in ijc[-1])
 
     def pending(self) -> np.ndarray:
         """(H, W): pixels still to be generated."""
@@ -244,23 +261,15 @@ class Run:
         values = [int(self.image[c, i, j]) if self.have[c, i, j] else None for c in range(C)]
         return im.bar_chart(dists, values, self.levels, current, title)
 
-    def finish(self, model: torch.nn.Module) -> tuple[float, np.ndarray]:
-        """NLL of the image (nats) and the entropy map ``(H, W)`` in bits; fills in the
-        distributions of the kept pixels from one forward pass (at the run's temperature)."""
-        x = torch.from_numpy(self.image)[None]
-        with torch.inference_mode():
-            self.nll = float(pixelnet.nll(model, x)[0])
-            logits = model(x)[0].float()                          # (levels, C, H, W)
-        if self.temperature == 0:
-            p = torch.nn.functional.one_hot(logits.argmax(0), self.levels).float()
-        else:
-            p = torch.softmax(logits / self.temperature, 0).permute(1, 2, 3, 0)
-        p = p.numpy()
-        self.probs[~self.have] = p[~self.have]
-        self.have[:] = True
-        self.finished = True
-        ent = -(p * np.log2(np.where(p > 0, p, 1))).sum(-1).sum(0)
-        return self.nll, ent
+    def finish(self, result: dict) -> tuple[float, np.ndarray]:
+        """Take the scored run (``batcher.Job.result``): the NLL of the image (nats) and the
+        entropy map ``(H, W)`` in bits; the distributions of the kept pixels come from the
+        batch's forward pass (at the run's temperature)."""
+        self.image[:] = result["image"]
+        self.probs[~self.have] = result["probs"][~self.have]
+        self.have[:], self.done[:] = True, self.generated
+        self.finished, self.nll, self.entropy = True, result["nll"], result["entropy"]
+        return self.nll, self.entropy
 
 
 def inspect_pixel(run: Run | None, i: int, j: int) -> tuple[object, str]:
@@ -288,87 +297,76 @@ def inspect_click(run: Run | None, evt: gr.SelectData) -> tuple[object, str]:
     return inspect_pixel(run, int(y) // im.SCALE, int(x) // im.SCALE)
 
 
-class Threaded:
-    """Runs an iterator in a thread of its own, handing its items over in batches.
+class Viewers:
+    """How many runs are streaming frames now. Each one's frame rate is ``FRAME_BUDGET``
+    shared among them (between ``MIN_FPS`` and ``MAX_FPS``): frames cost CPU (rendering, PNG
+    encoding, Gradio's messages), and the sampler needs the cores more than a 15 fps
+    animation does."""
 
-    Gradio resumes a streaming handler in whichever worker thread is free, but a sampler
-    switches gradients off (``torch.no_grad``), and grad mode is per thread: so the whole
-    sampler lives in one thread. Items travel in batches of ``batch_s`` seconds' worth (one queue hand-off
-    per item would cost a GIL switch each, milliseconds). Leaving the loop early (Stop, an
-    error, a closed page) stops the thread; so does a consumer idle for ``idle_s``.
-    """
-    _END = object()
+    def __init__(self):
+        self.n, self._lock = 0, threading.Lock()
 
-    def __init__(self, make: Callable[[], Iterator], batch_s: float = 0.02, buffer: int = 8,
-                 idle_s: float = 300):
-        self.make, self.batch_s, self.idle_s = make, batch_s, idle_s
-        self.q: queue.Queue = queue.Queue(buffer)
-        self.stop = threading.Event()
-
-    def _put(self, item) -> bool:
-        waited = 0.0
-        while not self.stop.is_set() and waited < self.idle_s:
-            try:
-                self.q.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                waited += 0.2
-        return False
-
-    def _work(self) -> None:
-        batch: list = []
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        with self._lock:
+            self.n += 1
         try:
-            stream = self.make()
-            try:
-                t = time.perf_counter()
-                for item in stream:
-                    batch.append(item)
-                    if time.perf_counter() - t >= self.batch_s:
-                        if not self._put(batch):
-                            return
-                        batch, t = [], time.perf_counter()
-            finally:
-                getattr(stream, "close", lambda: None)()
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
-            self._put(batch)
-            self._put(e)
-            return
-        self._put(batch)
-        self._put(self._END)
-
-    def __iter__(self) -> Iterator:
-        threading.Thread(target=self._work, daemon=True, name="pixelnet-sampler").start()
-        try:
-            while (batch := self.q.get()) is not self._END:
-                if isinstance(batch, BaseException):
-                    raise batch
-                yield from batch
+            yield
         finally:
-            self.stop.set()
+            with self._lock:
+                self.n -= 1
+
+    def fps(self) -> float:
+        return min(MAX_FPS, max(MIN_FPS, FRAME_BUDGET / max(1, self.n)))
+
+    def chart_every(self) -> int:
+        """Frames per softmax chart (the chart costs about three frames to draw)."""
+        return 1 if self.n <= CHART_EVERY_ABOVE else 3
 
 
-class Pacer:
-    """Holds a stream to ``rate`` pixels per second (0: no wait) and says when a frame is
-    due (at most ``MAX_FPS`` per second, and always the last one)."""
+VIEWERS = Viewers()
 
-    def __init__(self, rate: float):
-        self.rate, self.t0, self.last = rate, time.perf_counter(), -1.0
 
-    def wait(self, pixels: float) -> None:
-        if self.rate:
-            delay = self.t0 + pixels / self.rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-
-    def frame_due(self, last_event: bool) -> bool:
+def follow(jobs: list[batcher.Job], runs: list[Run], rate: float) -> Iterator[int]:
+    """Reveal the jobs' sampled sub-pixels into their runs at ``rate`` pixels per second (0:
+    as soon as they are sampled), from the moment sampling starts. Yields the frame number
+    whenever a frame is due (at ``VIEWERS.fps()``) and something changed; returns once every
+    job is sampled and scored, its runs finished. Raises a batch's error."""
+    C = runs[0].image.shape[0]
+    shown = [0] * len(jobs)
+    t0, last, frames = None, -math.inf, 0
+    while True:
+        for job in jobs:
+            job.check()
+        if t0 is None and any(job.started() for job in jobs):
+            t0 = time.perf_counter()
+        allowed = math.inf if not rate or t0 is None else (time.perf_counter() - t0) * rate * C
+        changed = False
+        for k, (job, run) in enumerate(zip(jobs, runs)):
+            target = int(min(job.available(), allowed))
+            if target > shown[k]:
+                run.reveal(job, shown[k], target)
+                shown[k], changed = target, True
+        waiting = [job for k, job in enumerate(jobs) if shown[k] < job.total or not job.scored()]
+        if not waiting:
+            for job, run in zip(jobs, runs):
+                run.finish(job.result())
+            return
         now = time.perf_counter()
-        if last_event or now - self.last >= 1 / MAX_FPS:
-            self.last = now
-            return True
-        return False
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
+        due = last + 1 / VIEWERS.fps()
+        if changed and now >= due:
+            last, frames = now, frames + 1
+            yield frames
+            continue
+        # sleep until the next frame is due, or the sampler has finished (a prompt last frame)
+        job = waiting[0]
+        timeout = max(due - time.perf_counter(), 0.01)
+        if shown[jobs.index(job)] >= job.total:
+            job.wait(job.total, timeout)                # being scored
+        elif job.available() < job.total:
+            job.wait(job.total - 1, timeout)            # being sampled
+        else:
+            time.sleep(timeout)                         # sampled: the animation paces
 
 
 def start_inputs(canvas, mask_canvas, dataset, architecture, temperature, seed, speed):
@@ -387,34 +385,41 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
     run)`` as the raster scan moves; the last one holds the sample, its NLL and the map."""
     ds, arch, temperature, seed, rate, known, gen = start_inputs(
         canvas, mask, dataset, architecture, temperature, seed, speed)
-    model = get_model(ds, arch)
+    model = load_model(ds, arch)
     C, L = known.shape[0], model.cfg.levels
     run = Run.start(ds, arch, known, gen, temperature, L)
     status = describe(model)
     if not gen.any():
         gr.Warning("Nothing to generate: paint the mask canvas where pixels should be "
                    "generated (or pick a preset).")
-    yield run.frame(None), None, f"Starting… {status}", "", None, run
-    pacer, pos = Pacer(rate), None
-    for ev in Threaded(lambda: pixelnet.sample_stream(
-            model, 1, torch.from_numpy(known)[None], torch.from_numpy(gen), temperature, seed)):
-        run.record(ev)
-        pos = (ev.i, ev.j)
-        pacer.wait((ev.step + 1) / C)
-        if pacer.frame_due(ev.step + 1 == ev.total):
-            k, n = ev.step // C + 1, ev.total // C
-            channel = f" {im.CHANNEL_NAMES[C][ev.c]}" if C > 1 else ""
-            progress = (f"Pixel {k} of {n} at ({ev.i}, {ev.j}){channel} · "
-                        f"{k / max(pacer.elapsed(), 1e-6):.0f} pixels/s · {status}")
-            chart = run.chart(ev.i, ev.j, ev.c, f"pixel ({ev.i}, {ev.j}): softmax over {L} "
-                                                f"levels, sampled value in red")
-            yield run.frame(pos), chart, progress, gr.skip(), gr.skip(), run
-    nats, ent = run.finish(model)
+    job = batcher.Job(model, known, gen, temperature, seed)
+    batcher.submit(job)
+    t0 = time.perf_counter()
+    try:
+        with VIEWERS.watching():
+            yield run.frame(None), None, f"Starting… {status}", "", None, run
+            n = job.total // C
+            for frame_no in follow([job], [run], rate):
+                i, j, c = run.last
+                k = int(run.done.sum()) // C
+                channel = f" {im.CHANNEL_NAMES[C][c]}" if C > 1 else ""
+                progress = (f"Pixel {k} of {n} at ({i}, {j}){channel} · "
+                            f"{k / max(time.perf_counter() - t0, 1e-6):.0f} pixels/s · {status}")
+                chart = gr.skip()
+                if frame_no % VIEWERS.chart_every() == 1 or VIEWERS.chart_every() == 1:
+                    chart = run.chart(i, j, c, f"pixel ({i}, {j}): softmax over {L} levels, "
+                                               "sampled value in red")
+                yield run.frame((i, j)), chart, progress, gr.skip(), gr.skip(), run
+    finally:
+        job.cancel()                  # Stop or a closed page: the rest of the batch goes on
+    nats, ent = run.nll, run.entropy
+    seconds = time.perf_counter() - t0
     result = (f"**NLL of this sample: {nats:.2f} nats** "
               f"({pixelnet.bits_per_dim(nats, known.size):.3f} bits/dim) under {ARCH_NAMES[arch]}; "
-              f"{int(gen.sum())} of {gen.size} pixels generated in {pacer.elapsed():.1f} s. "
+              f"{int(gen.sum())} of {gen.size} pixels generated in {seconds:.1f} s. "
               f"Uncertainty map: entropy per pixel, 0 (black) to {ent.max():.2f} bits (yellow). "
               "Click any pixel to inspect it.")
+    pos = run.last[:2] if run.last else None
     chart = run.chart(*pos, title=f"last pixel ({pos[0]}, {pos[1]})") if pos else None
     yield run.frame(None), chart, f"Done. {status}", result, im.heatmap(ent), run
 
@@ -423,54 +428,37 @@ def compare(canvas: dict | None = None, mask: dict | None = None,
             dataset: str = DEFAULTS["dataset"], temperature: float = DEFAULTS["temperature"],
             seed: float = DEFAULTS["seed"], speed: str = DEFAULTS["speed"]) -> Iterator[tuple]:
     """The same canvas, mask and seed through every architecture, side by side: yields
-    ``(frame, table)``; the table ends with each model's NLL and sampling time."""
+    ``(frame, table)``; the table ends with each model's NLL and sampling time (that of the
+    batch its run was sampled in, with other users' runs of the same model)."""
     ds = shape(dataset)[0]
     archs = architectures(ds)
     ds, _, temperature, seed, rate, known, gen = start_inputs(
         canvas, mask, ds, archs[0], temperature, seed, speed)
-    models = {a: get_model(ds, a) for a in archs}
+    models = {a: load_model(ds, a) for a in archs}
     L, C = models[archs[0]].cfg.levels, known.shape[0]
-    runs = {a: Run.start(ds, a, known, gen, temperature, L) for a in archs}
-    spent = dict.fromkeys(archs, 0.0)
-    pos: dict[str, tuple[int, int] | None] = dict.fromkeys(archs)
+    runs = [Run.start(ds, a, known, gen, temperature, L) for a in archs]
+    jobs = [batcher.Job(models[a], known, gen, temperature, seed) for a in archs]
     labels = [ARCH_NAMES[a] for a in archs]
-
-    def frame() -> np.ndarray:
-        return im.side_by_side([runs[a].frame(pos[a]) for a in archs], labels)
-
-    def lockstep() -> Iterator[list[tuple[str, pixelnet.SampleEvent, float]]]:
-        """One event of every model per item, with the seconds each took."""
-        streams = {a: pixelnet.sample_stream(m, 1, torch.from_numpy(known)[None],
-                                             torch.from_numpy(gen), temperature, seed)
-                   for a, m in models.items()}
-        while True:
-            step = []
-            for a, s in streams.items():
-                t = time.perf_counter()
-                ev = next(s, None)
-                if ev is not None:
-                    step.append((a, ev, time.perf_counter() - t))
-            if not step:
-                return
-            yield step
-
-    pacer, total = Pacer(rate), int(gen.sum()) * C
-    for step, events in enumerate(Threaded(lockstep), 1):
-        for a, ev, dt in events:
-            runs[a].record(ev)
-            pos[a], spent[a] = (ev.i, ev.j), spent[a] + dt
-        pacer.wait(step / C)
-        if pacer.frame_due(step == total):
-            yield frame(), f"Pixel {-(-step // C)} of {total // C}…"
-    rows = ["| Architecture | NLL (nats) | bits/dim | sampling time | model |", "|---|---|---|---|---|"]
-    for a in archs:
-        nats, _ = runs[a].finish(models[a])
-        trained = describe(models[a]).split(": ", 1)[1]
-        rows.append(f"| {ARCH_NAMES[a]} | {nats:.2f} | {pixelnet.bits_per_dim(nats, known.size):.3f}"
-                    f" | {spent[a]:.2f} s | {trained} |")
-    for a in archs:
-        pos[a] = None
-    yield frame(), "\n".join(rows)
+    batcher.submit(jobs)
+    try:
+        with VIEWERS.watching():
+            for _ in follow(jobs, runs, rate):
+                k = max(int(r.done.sum()) for r in runs) // C
+                yield (im.side_by_side([r.frame(r.last[:2] if r.last else None) for r in runs],
+                                       labels), f"Pixel {k} of {jobs[0].total // C}…")
+    finally:
+        for job in jobs:
+            if not job.scored():
+                job.cancel()          # Stop or a closed page
+    rows = ["| Architecture | NLL (nats) | bits/dim | sampling time (batch) | model |",
+            "|---|---|---|---|---|"]
+    for a, run, job in zip(archs, runs, jobs):
+        res = job.result()
+        rows.append(f"| {ARCH_NAMES[a]} | {run.nll:.2f} | "
+                    f"{pixelnet.bits_per_dim(run.nll, known.size):.3f} | {res['seconds']:.2f} s "
+                    f"({res['batch_size']} run{'s' if res['batch_size'] > 1 else ''}) | "
+                    f"{title(models[a])}: {training(models[a])} |")
+    yield im.side_by_side([r.frame(None) for r in runs], labels), "\n".join(rows)
 
 
 def stopped(progress: str | None) -> str:
@@ -522,7 +510,7 @@ def cache_images_atomically() -> None:
         return
 
     def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
-        data = processing_utils.encode_pil_to_bytes(img, format)
+        data = encode(img, format)
         folder = Path(cache_dir) / processing_utils.hash_bytes(data)
         folder.mkdir(exist_ok=True, parents=True)
         path = (folder / f"{name}.{format}").resolve()
@@ -536,6 +524,16 @@ def cache_images_atomically() -> None:
     processing_utils.save_pil_to_cache = save_pil_to_cache
 
 
+def encode(img, format: str) -> bytes:
+    """An image's file bytes; PNG at zlib level 1 (a frame or chart in about 2/3 of the
+    default level's time, measured; our flat images stay small either way)."""
+    if format.lower() != "png":
+        return processing_utils.encode_pil_to_bytes(img, format)
+    buf = io.BytesIO()
+    img.save(buf, "png", compress_level=1, pnginfo=processing_utils.get_pil_metadata(img))
+    return buf.getvalue()
+
+
 def build_app() -> gr.Blocks:
     """The Gradio Blocks app (not launched)."""
     cache_images_atomically()
@@ -545,13 +543,13 @@ def build_app() -> gr.Blocks:
     size = (DATASET_INFO[dataset_key(ds0)].width * im.SCALE,) * 2
     gray_brush = gr.Brush(colors=["#ffffff", "#808080", "#000000"], default_size=12,
                           color_mode="defaults")
-    with gr.Blocks(title="PixelNet") as demo:
+    with gr.Blocks(title="PixelNet", delete_cache=CACHE_CLEANUP) as demo:
         run_state = gr.State(None)
         gr.Markdown(INTRO)
         with gr.Tab("Generate"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=1, min_width=300):
-                    canvas = gr.ImageEditor(
+                    canvas = image_input(
                         canvas0, label="Canvas",
                         type="pil", image_mode="RGBA", sources=[], format="png",
                         brush=gray_brush, eraser=gr.Eraser(default_size=12),
@@ -563,7 +561,7 @@ def build_app() -> gr.Blocks:
                     upload_btn = gr.UploadButton("Upload an image (any size)", file_count="single",
                                                  size="sm")
                 with gr.Column(scale=1, min_width=300):
-                    mask_canvas = gr.ImageEditor(
+                    mask_canvas = image_input(
                         mask0, label="Mask (red = generate)",
                         type="pil", image_mode="RGBA", sources=[], format="png",
                         brush=gr.Brush(colors=[("#ff2828", 0.55)], default_size=14,
@@ -571,17 +569,19 @@ def build_app() -> gr.Blocks:
                         eraser=gr.Eraser(default_size=14), canvas_size=size, layers=False,
                         transforms=[], elem_id="mask", elem_classes="pixelated", height=380)
                     with gr.Row():
-                        dataset = gr.Dropdown(list(DATASETS), value=ds0, label="Dataset", elem_id="dataset")
-                        architecture = gr.Dropdown(
+                        dataset = raw(gr.Dropdown(list(DATASETS), value=ds0, label="Dataset",
+                                                  elem_id="dataset"))
+                        architecture = raw(gr.Dropdown(
                             [ARCH_NAMES[a] for a in architectures(ds0)],
-                            value=DEFAULTS["architecture"], label="Architecture", elem_id="arch")
+                            value=DEFAULTS["architecture"], label="Architecture", elem_id="arch"))
                     with gr.Row():
-                        temperature = gr.Slider(0, 2, DEFAULTS["temperature"], step=0.05,
-                                                label="Temperature (0 = most likely value)")
-                        seed = gr.Number(DEFAULTS["seed"], precision=0, label="Seed")
-                    speed = gr.Radio(list(SPEEDS), value=DEFAULTS["speed"],
-                                     label="Animation speed (Slow 20, Medium 80, Fast 300 "
-                                           "pixels/s; Max: as fast as it samples)")
+                        temperature = raw(gr.Slider(0, MAX_TEMPERATURE, DEFAULTS["temperature"],
+                                                    step=0.05,
+                                                    label="Temperature (0 = most likely value)"))
+                        seed = raw(gr.Number(DEFAULTS["seed"], precision=0, label="Seed"))
+                    speed = raw(gr.Radio(list(SPEEDS), value=DEFAULTS["speed"],
+                                         label="Animation speed (Slow 20, Medium 80, Fast 300 "
+                                               "pixels/s; Max: as fast as it samples)"))
                     status = gr.Markdown(model_status(ds0, DEFAULTS["architecture"]))
                 with gr.Column(scale=1, min_width=320):
                     frame = gr.Image(preview(canvas0, mask0, ds0),
@@ -620,8 +620,7 @@ def build_app() -> gr.Blocks:
         controls = [dataset, architecture, temperature, seed, speed]
         gen_evt = go.click(generate, [canvas, mask_canvas, *controls],
                            [frame, chart, progress, result, entropy, run_state],
-                           api_name="generate", concurrency_limit=CONCURRENCY,
-                           concurrency_id="sampler")
+                           api_name="generate", concurrency_id="sampler")
         cmp_evt = compare_btn.click(compare, [canvas, mask_canvas, dataset, temperature, seed, speed],
                                     [compare_img, compare_table], api_name="compare",
                                     concurrency_id="sampler")
@@ -643,7 +642,7 @@ def build_app() -> gr.Blocks:
         frame.select(inspect_click, run_state, [inspect_chart, inspect_text],
                      api_visibility="private")
         demo.load(model_status, [dataset, architecture], status, api_visibility="private")
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 
@@ -673,14 +672,17 @@ def serve(port: int | None = None, host: str | None = None, block: bool = True) 
     demo.launch(server_name=host or os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
                 server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                 theme=THEME, css=CSS, show_error=True, prevent_thread_lock=not block,
-                quiet=not block)
+                quiet=not block, max_file_size=im.MAX_INPUT_BYTES, state_session_capacity=SESSIONS,
+                max_threads=max(40, CONCURRENCY + 32))
     return demo
 
 
 def main() -> None:
-    """``python demo/app.py``: serve until interrupted (one torch thread per sampler: small
-    matrix products gain nothing from more, and several users share the cores)."""
+    """``python demo/app.py``: serve until interrupted (one torch thread: a sampler's small
+    matrix products gain nothing from more, and the cores are shared by every model's
+    sampler and the frames)."""
     torch.set_num_threads(int(os.environ.get("PIXELNET_TORCH_THREADS", "1")))
+    batcher.limit_arenas()
     serve()
 
 

@@ -16,10 +16,12 @@ The app calls :func:`build_explain_tab` inside ``with gr.Tab("Explain"):``. Mode
 """
 import functools
 import math
+import os
 import sys
 import tempfile
 import textwrap
 import time
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -33,12 +35,16 @@ if str(ROOT) not in sys.path:
 
 import pixelnet  # noqa: E402
 from demo import imaging  # noqa: E402
-from demo.registry import ARCH_NAMES as LABELS, DATASETS, architectures, is_untrained  # noqa: E402
+from demo import batcher  # noqa: E402
+from demo.registry import ARCH_NAMES as LABELS, DATASETS, architectures, is_untrained, single_scale  # noqa: E402
 from pixelnet import explain as ex  # noqa: E402
 
 DATASET_CHOICES = list(DATASETS.items())          # (display name, key) for the dropdowns
 EXAMPLES = Path(__file__).resolve().parent / "examples"
-RF_ARCHS = ("pixelcnn", "row_lstm", "diagonal_bilstm")
+RF_ARCHS = tuple(a for a in pixelnet.ARCHITECTURES if single_scale(a))
+"""The architectures whose receptive fields and masks are shown (the single-scale ones)."""
+GIF_DIR = Path(tempfile.gettempdir()) / "pixelnet_gifs"
+GIF_KEEP_S = 900            # exported GIFs older than this are deleted when the next is made
 GROUP_NAMES = ("R", "G", "B")
 GROUP_RGB = ((214, 48, 49), (39, 160, 70), (40, 90, 215))
 GREY_INK = (70, 70, 70)
@@ -454,27 +460,55 @@ def render_generation_frame(snap: ex.Snapshot, levels: int, s: int, final: bool)
     return stack([img, strip], gap=0)
 
 
-def generation_gif(model: pixelnet.PixelModel, n_frames: int, seed: int | None = 0,
+def generation_gif(model: pixelnet.Model, n_frames: int, seed: int = 0,
                    known: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                    temperature: float = 1.0, path: str | Path | None = None,
-                   frame_ms: int = 60, hold_ms: int = 1500, scale: int | None = None,
-                   method: str = "fast") -> str:
-    """Generate one image with :func:`pixelnet.sample_stream` and write it as an animated
-    GIF of exactly ``n_frames`` frames, evenly spaced over the generation steps (the last
-    is the finished image, held ``hold_ms``). ``known``/``mask`` complete a partial image as
-    in :func:`pixelnet.sample`. Returns the GIF's path (a new temporary file by default)."""
-    snaps = ex.generation_snapshots(model, n_frames, seed, known, mask, temperature, 1, method)
+                   frame_ms: int = 60, hold_ms: int = 1500, scale: int | None = None) -> str:
+    """Generate one image through the app's batched sampler (``demo/batcher.py``, shared
+    with everyone's runs of the model) and write it as an animated GIF of exactly
+    ``n_frames`` frames, evenly spaced over the generation steps (the last is the finished
+    image, held ``hold_ms``). ``known``/``mask`` complete a partial image as in
+    :func:`pixelnet.sample`. Returns the GIF's path (by default a new file in ``GIF_DIR``,
+    where files older than ``GIF_KEEP_S`` are deleted)."""
     cfg = model.cfg
+    shape = (cfg.channels, cfg.height, cfg.width)
+    x0 = np.zeros(shape, np.int64) if known is None else known.reshape(shape).numpy()
+    gen = np.ones(shape, bool) if mask is None else np.broadcast_to(mask.numpy(), shape)
+    steps = ex.snapshot_steps(int(gen.sum()), n_frames)           # ValueError if out of range
+    res = batcher.run(model, x0, gen, temperature, seed)
+    order = res["order"]                                           # (total, 3): i, j, c
+    step_of = np.full(shape, -1)
+    step_of[order[:, 2], order[:, 0], order[:, 1]] = np.arange(len(order))
+    snaps = []
+    for s in steps:
+        i, j, c = (int(v) for v in order[s])
+        image = np.where(step_of <= s, res["image"], x0)           # generated up to step s
+        snaps.append(ex.Snapshot(s, len(order), i, j, c, torch.from_numpy(image)[None]))
     s = scale or pixel_scale(cfg.height, cfg.width, 196)
     frames = [render_generation_frame(sn, cfg.levels, s, k == len(snaps) - 1)
               for k, sn in enumerate(snaps)]
     if path is None:
-        path = tempfile.NamedTemporaryFile(prefix=f"pixelnet_{model.arch}_", suffix=".gif",
-                                           delete=False).name
+        path = new_gif_path(model.arch)
     durations = [frame_ms] * (len(frames) - 1) + [hold_ms]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0,
                    optimize=False, disposal=1)
     return str(path)
+
+
+def new_gif_path(arch: str) -> Path:
+    """A new file name in ``GIF_DIR``, after deleting the GIFs older than ``GIF_KEEP_S``
+    (Gradio copies a returned file into its own cache, which it cleans itself)."""
+    GIF_DIR.mkdir(exist_ok=True)
+    now = time.time()
+    for old in GIF_DIR.glob("*.gif"):
+        try:
+            if now - old.stat().st_mtime > GIF_KEEP_S:
+                old.unlink()
+        except OSError:
+            pass                            # another request deleted it first
+    fd, name = tempfile.mkstemp(prefix=f"pixelnet_{arch}_", suffix=".gif", dir=GIF_DIR)
+    os.close(fd)
+    return Path(name)
 
 
 # ----------------------------------------------------------------------------- the tab
@@ -486,7 +520,9 @@ class ExplainViews:
 
     def __init__(self, get_model: GetModel):
         self.get_model = get_model
-        self._rf_cache: dict = {}
+        # model -> {(i, j, c): report}; keyed by the model object, not its id (a reloaded
+        # model may reuse an id), and dropped with the model
+        self._rf_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def shape(self, dataset: str):
         """The config (channels, levels, height, width) of the dataset's models."""
@@ -504,12 +540,12 @@ class ExplainViews:
         out = []
         for arch in RF_ARCHS:
             m = self.get_model(dataset, arch)
-            key = (dataset, arch, id(m), i, j, c)
-            if key not in self._rf_cache:
-                if len(self._rf_cache) > 256:
-                    self._rf_cache.clear()
-                self._rf_cache[key] = ex.context_report(m, i, j, c)
-            out.append(self._rf_cache[key])
+            cache = self._rf_cache.setdefault(m, {})
+            if (i, j, c) not in cache:
+                if len(cache) > 256:
+                    cache.clear()
+                cache[(i, j, c)] = ex.context_report(m, i, j, c)
+            out.append(cache[(i, j, c)])
         return out
 
     def receptive_field(self, dataset: str, i: int, j: int, channel: str = "R"
@@ -576,7 +612,10 @@ class ExplainViews:
     def gif(self, dataset: str, arch: str, n_frames: int, seed: int, temperature: float,
             known: torch.Tensor | None = None) -> str:
         """A generation GIF; with ``known`` ``(C, H, W)``, its bottom half is regenerated.
-        ``n_frames`` is capped at the number of generation steps."""
+        ``n_frames`` is capped at the number of generation steps. ``seed`` and
+        ``temperature`` are checked (``gr.Error`` with the app's message)."""
+        from demo.components import parse_seed, parse_temperature
+        seed, temperature = parse_seed(seed), parse_temperature(temperature)
         m = self.get_model(dataset, arch)
         cfg = m.cfg
         mask = None
@@ -584,14 +623,15 @@ class ExplainViews:
             mask = torch.zeros(cfg.height, cfg.width, dtype=torch.bool)
             mask[cfg.height // 2:] = True
         total = cfg.channels * (int(mask.sum()) if mask is not None else cfg.height * cfg.width)
-        return generation_gif(m, min(int(n_frames), total), int(seed), known, mask,
-                              float(temperature))
+        return generation_gif(m, min(int(n_frames), total), seed, known, mask, temperature)
 
 
 def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
     """Lay out the Explain views in the current Gradio context (the app's Explain tab).
     ``get_model(dataset, arch)`` defaults to ``demo/registry.py``'s."""
     import gradio as gr
+
+    from demo.components import MAX_TEMPERATURE, image_input, raw
 
     if get_model is None:
         from demo.registry import get_model
@@ -600,6 +640,19 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
 
     def fail(e: Exception) -> gr.Error:
         return gr.Error(str(e), print_exception=False)
+
+    def friendly(fn: Callable) -> Callable:
+        """``fn`` with its ``ValueError`` (a bad input, a broken checkpoint) as the app's
+        message."""
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ValueError as e:
+                raise fail(e) from None
+            finally:
+                batcher.trim_memory()       # the views' autograd passes free hundreds of MB
+        return wrapped
 
     def canvas_value(dataset):
         c = views.shape(dataset)
@@ -618,9 +671,17 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
     def figure(first: Callable[[], tuple[Image.Image, str]], elem_id: str):
         """A picture and its Markdown, both first computed when a page loads (``first``
         is called once for each: it must be cheap or cached)."""
-        return (gr.Image(lambda: first()[0], type="pil", format="png", interactive=False,
+        def part(k: int):
+            try:
+                return first()[k]
+            except ValueError as e:         # a broken checkpoint: say so, keep the page
+                return None if k == 0 else f"⚠️ {e}"
+            finally:
+                batcher.trim_memory()
+
+        return (gr.Image(lambda: part(0), type="pil", format="png", interactive=False,
                          show_label=False, elem_id=elem_id),
-                gr.Markdown(lambda: first()[1]))
+                gr.Markdown(lambda: part(1)))
 
     with gr.Tabs():
         with gr.Tab("Receptive field"):
@@ -636,6 +697,7 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
                                 visible=False, scale=1)
             rf_img, rf_text = figure(lambda: views.receptive_field(ds0, 14, 14), "explain_rf")
 
+            @friendly
             def rf_click(dataset, channel, i, j, evt: gr.SelectData):
                 hit = views.click(dataset, *evt.index[:2])
                 if hit is not None:
@@ -643,6 +705,7 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
                 img, text = views.receptive_field(dataset, i, j, channel)
                 return img, text, i, j
 
+            @friendly
             def rf_dataset(dataset):
                 cfg = views.shape(dataset)
                 i, j = cfg.height // 2, cfg.width // 2
@@ -653,9 +716,9 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
 
             rf_args = [rf_data, rf_i, rf_j, rf_c]
             rf_img.select(rf_click, [rf_data, rf_c, rf_i, rf_j], [rf_img, rf_text, rf_i, rf_j])
-            rf_i.release(views.receptive_field, rf_args, [rf_img, rf_text])
-            rf_j.release(views.receptive_field, rf_args, [rf_img, rf_text])
-            rf_c.input(views.receptive_field, rf_args, [rf_img, rf_text])
+            rf_i.release(friendly(views.receptive_field), rf_args, [rf_img, rf_text])
+            rf_j.release(friendly(views.receptive_field), rf_args, [rf_img, rf_text])
+            rf_c.input(friendly(views.receptive_field), rf_args, [rf_img, rf_text])
             rf_data.input(rf_dataset, rf_data, [rf_i, rf_j, rf_c, rf_img, rf_text])
 
         with gr.Tab("Masks A and B"):
@@ -665,11 +728,11 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
                         "at the centre pixel, **mask B** (every later layer) also its own.")
             with gr.Row():
                 mk_data = gr.Dropdown(DATASET_CHOICES, value="emoji", label="Dataset")
-                mk_arch = gr.Dropdown([(LABELS[a], a) for a in RF_ARCHS], value="pixelcnn",
+                mk_arch = gr.Dropdown([(LABELS[a], a) for a in RF_ARCHS], value=RF_ARCHS[0],
                                       label="Architecture")
-            mk_img, mk_text = figure(lambda: views.masks("emoji", "pixelcnn"), "explain_masks")
+            mk_img, mk_text = figure(lambda: views.masks("emoji", RF_ARCHS[0]), "explain_masks")
             for comp in (mk_data, mk_arch):
-                comp.input(views.masks, [mk_data, mk_arch], [mk_img, mk_text])
+                comp.input(friendly(views.masks), [mk_data, mk_arch], [mk_img, mk_text])
 
         with gr.Tab("Diagonal skew"):
             gr.Markdown("How the Diagonal BiLSTM processes a whole diagonal at once, computed "
@@ -708,7 +771,7 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
             with gr.Row():
                 with gr.Column(scale=1, min_width=300):
                     lk_data = gr.Dropdown(DATASET_CHOICES, value=ds0, label="Dataset")
-                    lk_canvas = gr.ImageEditor(
+                    lk_canvas = image_input(
                         lambda: canvas_value(ds0), type="pil", image_mode="RGBA",
                         label="Draw or upload", sources=["upload", "clipboard"], format="png",
                         brush=gr.Brush(colors=["#ffffff", "#808080", "#000000"], default_size=12,
@@ -725,12 +788,13 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
             lk_table = gr.Dataframe(headers=["image", "architecture", "NLL (nats)", "bits/dim"],
                                     interactive=False)
 
+            @friendly
             def lk_score_fn(dataset, value):
                 return views.score(dataset, [("your image", canvas_levels(dataset, value))])
 
             lk_data.input(canvas_value, lk_data, lk_canvas)
             lk_score.click(lk_score_fn, [lk_data, lk_canvas], [lk_img, lk_table])
-            lk_preset.click(views.preset, lk_data, [lk_img, lk_table])
+            lk_preset.click(friendly(views.preset), lk_data, [lk_img, lk_table])
 
         with gr.Tab("Export GIF"):
             gr.Markdown("Generate an image and download the generation as an animated GIF, "
@@ -739,10 +803,11 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
             with gr.Row():
                 gf_data = gr.Dropdown(DATASET_CHOICES, value=ds0, label="Dataset")
                 gf_arch = gr.Dropdown([(LABELS[a], a) for a in architectures(ds0)],
-                                      value="pixelcnn", label="Architecture")
+                                      value=architectures(ds0)[0], label="Architecture")
                 gf_frames = gr.Slider(2, 200, value=60, step=1, label="Frames")
-                gf_seed = gr.Number(value=0, precision=0, label="Seed")
-                gf_temp = gr.Slider(0, 2, value=1, step=0.05, label="Temperature")
+                gf_seed = raw(gr.Number(value=0, precision=0, label="Seed"))
+                gf_temp = raw(gr.Slider(0, MAX_TEMPERATURE, value=1, step=0.05,
+                                        label="Temperature"))
             gf_start = gr.Radio(["blank", "complete the Likelihood canvas's bottom half"],
                                 value="blank", label="Start from")
             gf_go = gr.Button("Generate GIF", variant="primary")
@@ -752,14 +817,12 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
 
             def gf_dataset(dataset):
                 return gr.update(choices=[(LABELS[a], a) for a in architectures(dataset)],
-                                 value="pixelcnn")
+                                 value=architectures(dataset)[0])
 
+            @friendly
             def gf_run(dataset, arch, n, seed, temp, start, value):
                 known = None if start == "blank" else canvas_levels(dataset, value)
-                try:
-                    path = views.gif(dataset, arch, n, seed, temp, known)
-                except ValueError as e:
-                    raise fail(e)
+                path = views.gif(dataset, arch, n, seed, temp, known)
                 return path, path
 
             gf_data.input(gf_dataset, gf_data, gf_arch)

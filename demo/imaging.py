@@ -6,6 +6,7 @@ level arrays ``(C, H, W)``; on screen every model pixel is a ``SCALE x SCALE`` b
 """
 from __future__ import annotations
 
+import io
 import os
 from functools import lru_cache
 
@@ -27,16 +28,71 @@ def background_rgb(channels: int) -> tuple[int, int, int]:
     return (255, 255, 255) if channels == 3 else (0, 0, 0)
 
 
-def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open any image file PIL reads; ``ValueError`` with a clear message otherwise."""
-    name = os.path.basename(str(path))
+MAX_INPUT_BYTES = 20 * 1024 * 1024
+"""The largest image file the app reads (the server's upload limit too)."""
+MAX_INPUT_PIXELS = 4096 * 4096
+"""The most pixels of an image the app decodes (checked from the header, before decoding)."""
+WORK_SIDE = 1024
+"""Images are downscaled to at most this many pixels a side before anything else (the
+models see 32x32 at most; the canvases are 320x320)."""
+Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS   # any other decode in this process: refused at 2x
+
+
+def check_image(source: str | os.PathLike | bytes, what: str = "the image") -> tuple[int, int]:
+    """``(width, height)`` of an image file or bytes, read from its header only;
+    ``ValueError`` with a clear message when it is too large (bytes or pixels) or not an image
+    PIL reads. Nothing is decoded."""
+    try:
+        size = len(source) if isinstance(source, (bytes, bytearray)) else os.path.getsize(source)
+    except OSError:
+        raise ValueError(f"{what} could not be read (the file is gone; upload it again)") from None
+    if size > MAX_INPUT_BYTES:
+        raise ValueError(f"{what} is {size / 2**20:.1f} MB; the app reads images of at most "
+                         f"{MAX_INPUT_BYTES // 2**20} MB")
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as img:
+            w, h = img.size
+    except Image.DecompressionBombError:
+        w = h = None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise ValueError(f"{what} is not an image this app can read (PNG, JPEG, GIF, BMP, "
+                         f"WebP, ...): {type(e).__name__}") from None
+    if w is None or w * h > MAX_INPUT_PIXELS:
+        dims = f"{w}x{h} pixels" if w is not None else \
+            f"more than {2 * MAX_INPUT_PIXELS / 1e6:.0f} megapixels"
+        side = int(MAX_INPUT_PIXELS ** 0.5)
+        raise ValueError(f"{what} has {dims}; the app reads images of at most "
+                         f"{MAX_INPUT_PIXELS / 1e6:.1f} megapixels ({side}x{side}): scale it down first")
+    return w, h
+
+
+def shrink(img: Image.Image, side: int = WORK_SIDE) -> Image.Image:
+    """``img`` downscaled (box filter, aspect kept) so that neither side exceeds ``side``."""
+    if max(img.size) <= side:
+        return img
+    f = side / max(img.size)
+    size = (max(1, round(img.width * f)), max(1, round(img.height * f)))
+    if img.mode.startswith("I;16"):
+        img = img.convert("I")
+    elif img.mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "F"):
+        img = img.convert("RGBA")          # palette, CMYK, ...: resize needs a plain mode
+    return img.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+
+
+def open_image(path: str | os.PathLike, what: str | None = None) -> Image.Image:
+    """Open any image file PIL reads, bounded (:func:`check_image`) and downscaled to at most
+    ``WORK_SIDE`` a side (JPEGs decoded at reduced size); ``ValueError`` with a clear message
+    otherwise."""
+    what = what or repr(os.path.basename(str(path)))
+    check_image(path, what)
     try:
         img = Image.open(path)
+        img.draft(img.mode, (WORK_SIDE, WORK_SIDE))          # JPEG: decode at 1/2, 1/4, 1/8
         img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ValueError(f"{name!r} is not an image this app can read (PNG, JPEG, GIF, BMP, "
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise ValueError(f"{what} is not an image this app can read (PNG, JPEG, GIF, BMP, "
                          f"WebP, ...): {type(e).__name__}") from None
-    return img
+    return shrink(img)
 
 
 def flatten(img: Image.Image, channels: int) -> Image.Image:
@@ -214,10 +270,13 @@ def _as_image(v) -> Image.Image | None:
     if v is None:
         return None
     if isinstance(v, Image.Image):
-        return v
+        if v.width * v.height > MAX_INPUT_PIXELS:
+            raise ValueError(f"the image has {v.width}x{v.height} pixels; the app reads images "
+                             f"of at most {MAX_INPUT_PIXELS / 1e6:.1f} megapixels")
+        return shrink(v)
     if isinstance(v, np.ndarray):
-        return Image.fromarray(v)
-    return open_image(v)
+        return shrink(Image.fromarray(v))
+    return open_image(v, "the image")
 
 
 def editor_image(value: dict | None) -> Image.Image | None:

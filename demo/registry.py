@@ -2,9 +2,14 @@
 
 ``get_model(dataset, arch)`` returns the trained model ``checkpoints/{dataset}_{arch}.pt``
 when that file exists, else an untrained model of the dataset's shape (fixed random
-weights) flagged by :func:`is_untrained`. The cache is keyed by the checkpoint's
-modification time, so a checkpoint that lands (or is replaced) while the app runs is picked
-up by the next call, without a restart.
+weights) flagged by :func:`is_untrained`. A checkpoint that exists but cannot be loaded
+(corrupt, malformed, out of bounds) is an error naming the file, never an untrained model.
+The cache is keyed by the checkpoint's modification time, so a checkpoint that lands (or is
+replaced) while the app runs is picked up by the next call, without a restart.
+
+Architectures and their display names come from ``pixelnet.MODELS``. The single-scale
+ones (``pixelnet.PixelModel``) are offered for every dataset, trained or not; a composite
+one (Multi-Scale) only where its checkpoint exists.
 """
 from __future__ import annotations
 
@@ -14,26 +19,22 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import pixelnet
+from pixelnet.data import DATASETS as DATASET_INFO  # (channels, levels, size)
 
-import pixelnet  # noqa: E402
-from pixelnet.data import DATASETS as DATASET_INFO  # noqa: E402  (channels, levels, size)
+REPO = Path(__file__).resolve().parents[1]
 
 CHECKPOINTS = REPO / "checkpoints"
 
 DATASETS: dict[str, str] = {"MNIST digits": "mnist", "Fashion-MNIST": "fashion",
                             "Emoji": "emoji"}
 """Display name -> dataset key (``checkpoints/{key}_{arch}.pt``)."""
+DISPLAY: dict[str, str] = {v: k for k, v in DATASETS.items()}
 
-ARCH_NAMES: dict[str, str] = {"pixelcnn": "PixelCNN", "row_lstm": "Row LSTM",
-                              "diagonal_bilstm": "Diagonal BiLSTM", "multiscale": "Multi-Scale"}
+ARCH_NAMES: dict[str, str] = {a: pixelnet.MODELS[a].title for a in pixelnet.ARCHITECTURES}
 """Architecture key -> display name."""
 
-MULTISCALE_DATASETS = ("mnist", "emoji")
-
-_cache: dict[tuple[str, str], tuple[float | None, torch.nn.Module]] = {}
+_cache: dict[tuple[str, str], tuple[float | None, torch.nn.Module | ValueError]] = {}
 _lock = threading.Lock()
 
 
@@ -56,11 +57,18 @@ def arch_key(arch: str) -> str:
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCH_NAMES.values())}")
 
 
+def single_scale(arch: str) -> bool:
+    """True for the architectures built on the shared single-scale stack (an untrained one
+    is a fair stand-in; a composite model is offered only where it was trained)."""
+    return issubclass(pixelnet.MODELS[arch_key(arch)], pixelnet.PixelModel)
+
+
 def architectures(dataset: str) -> list[str]:
-    """Architecture keys offered for ``dataset`` (Multi-Scale only for ``MULTISCALE_DATASETS``)."""
+    """Architecture keys offered for ``dataset``: every single-scale one, and the others
+    where ``checkpoints/{dataset}_{arch}.pt`` exists."""
     ds = dataset_key(dataset)
-    return [a for a in pixelnet.ARCHITECTURES if a in ARCH_NAMES
-            and (a != "multiscale" or ds in MULTISCALE_DATASETS)]
+    return [a for a in pixelnet.ARCHITECTURES
+            if single_scale(a) or (CHECKPOINTS / f"{ds}_{a}.pt").is_file()]
 
 
 def checkpoint_path(dataset: str, arch: str) -> Path:
@@ -80,30 +88,49 @@ def _untrained(ds: str, arch: str) -> torch.nn.Module:
 def get_model(dataset: str, arch: str) -> torch.nn.Module:
     """The model for ``dataset`` and ``arch`` (keys or display names), cached.
 
-    Trained (``checkpoints/{dataset}_{arch}.pt``) if present and readable, else untrained
-    (see :func:`is_untrained`). Raises ``ValueError`` for an unknown dataset or architecture
-    or Multi-Scale outside ``MULTISCALE_DATASETS``.
+    Trained (``checkpoints/{dataset}_{arch}.pt``) if present, else untrained (see
+    :func:`is_untrained`). Raises ``ValueError`` for an unknown dataset or architecture, one
+    not offered for the dataset, or a checkpoint that cannot be loaded (the message names
+    the file relative to the repository, never a server path).
     """
     ds, arch = dataset_key(dataset), arch_key(arch)
     if arch not in architectures(ds):
-        raise ValueError(f"{ARCH_NAMES[arch]} is not offered for {ds}; choose one of "
+        raise ValueError(f"{ARCH_NAMES[arch]} is not offered for {DISPLAY[ds]}; choose one of "
                          f"{', '.join(ARCH_NAMES[a] for a in architectures(ds))}")
     path = checkpoint_path(ds, arch)
     mtime = path.stat().st_mtime if path.is_file() else None
     with _lock:
         hit = _cache.get((ds, arch))
-        if hit is not None and hit[0] == mtime:
-            return hit[1]
-        model = None
-        if mtime is not None:
-            try:
-                model = pixelnet.load_checkpoint(path)
-            except ValueError as e:          # corrupt or mismatched: serve untrained, say why
-                print(f"warning: {e}; using an untrained model", file=sys.stderr)
-        if model is None:
-            model = _untrained(ds, arch)
-        _cache[(ds, arch)] = (mtime, model)
-        return model
+        if hit is None or hit[0] != mtime:
+            hit = (mtime, _load(path, ds, arch) if mtime is not None else _untrained(ds, arch))
+            _cache[(ds, arch)] = hit
+    if isinstance(hit[1], ValueError):
+        raise hit[1]
+    return hit[1]
+
+
+def _load(path: Path, ds: str, arch: str) -> torch.nn.Module | ValueError:
+    """The checkpoint's model, or the error to show for it (kept, so that a broken file is
+    read once, not on every request)."""
+    name = f"checkpoints/{path.name}"       # as the user knows it, never a server path
+    try:
+        model = pixelnet.load_checkpoint(path)
+    except Exception as e:  # noqa: BLE001 - any failure to load is the same error to the user
+        reason = (str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}")
+        reason = reason.replace(str(path), name).replace(str(path.parent), "checkpoints")
+        reason = reason.replace(str(REPO), "").replace(f"'{name}'", name)
+        reason = reason if len(reason) <= 200 else reason[:200] + "…"
+        if name not in reason:
+            reason = f"{name} cannot be loaded: {reason}"
+        print(f"warning: {reason}", file=sys.stderr)
+        return ValueError(f"{reason}. Replace or delete the file: the app does not serve a "
+                          "model in its place.")
+    shape = DATASET_INFO[ds].model_shape()
+    got = {k: model.cfg.__dict__.get(k) for k in shape}
+    if model.arch != arch or got != shape:
+        return ValueError(f"{name} holds a {model.arch} model for {got}, not a {arch} model "
+                          f"for {ds} {shape}. Replace or delete the file.")
+    return model
 
 
 def is_untrained(model: torch.nn.Module) -> bool:
@@ -111,16 +138,29 @@ def is_untrained(model: torch.nn.Module) -> bool:
     return bool(getattr(model, "metadata", {}).get("untrained"))
 
 
+def title(model: torch.nn.Module) -> str:
+    """The model's display name (a composite model with its base: "Multi-Scale (PixelCNN
+    base)")."""
+    name = ARCH_NAMES.get(model.arch, model.arch)
+    base = getattr(model.cfg, "base", None)
+    if base in ARCH_NAMES:                  # the base differs between datasets
+        name += f" ({ARCH_NAMES[base]} base)"
+    return name
+
+
 def describe(model: torch.nn.Module) -> str:
     """One line for the UI: the architecture and whether/how it was trained."""
+    return f"{title(model)}: {training(model)}"
+
+
+def training(model: torch.nn.Module) -> str:
+    """Whether/how the model was trained: "trained on mnist, 30 epochs, test NLL ..." or
+    the UNTRAINED warning."""
     meta = getattr(model, "metadata", {})
-    name = ARCH_NAMES.get(model.arch, model.arch)
-    if model.arch == "multiscale":          # the base differs between datasets
-        name += f" ({ARCH_NAMES.get(model.cfg.base, model.cfg.base)} base)"
     if is_untrained(model):
-        return (f"{name}: ⚠️ UNTRAINED (random weights; no checkpoints/{meta.get('dataset')}_"
+        return (f"⚠️ UNTRAINED (random weights; no checkpoints/{meta.get('dataset')}_"
                 f"{model.arch}.pt yet) — samples will look like noise")
-    parts = [f"{name}: trained on {meta.get('dataset', '?')}"]
+    parts = [f"trained on {meta.get('dataset', '?')}"]
     if isinstance(meta.get("epochs"), (int, float)):
         parts.append(f"{meta['epochs']:g} epoch{'' if meta['epochs'] == 1 else 's'}")
     for key, split in (("test_nll", "test"), ("val_nll", "validation")):

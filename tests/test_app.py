@@ -239,17 +239,105 @@ def test_nothing_to_generate_still_scores_the_image(tiny_models):
     (dict(dataset="CIFAR-100"), "unknown dataset"),
     (dict(architecture="Transformer"), "unknown architecture"),
     (dict(dataset="Fashion-MNIST", architecture="Multi-Scale"), "not offered for Fashion-MNIST"),
-    (dict(temperature=-1), "between 0 and"),
-    (dict(temperature="hot"), "must be a number"),
-    (dict(seed="lucky"), "must be a number"),
+    (dict(temperature=-1), "between 0 and 2"),
+    (dict(temperature=2.5), "between 0 and 2"),                     # the slider's range
+    (dict(temperature=float("nan")), "between 0 and 2"),
+    (dict(temperature=float("inf")), "between 0 and 2"),
+    (dict(temperature="hot"), "must be a number from 0 to 2"),
+    (dict(seed="lucky"), "whole number"),
+    (dict(seed=2 ** 63), "from 0 to 2\\*\\*63 - 1"),
+    (dict(seed=2 ** 64), "from 0 to 2\\*\\*63 - 1"),
+    (dict(seed=-1), "from 0 to 2\\*\\*63 - 1"),
+    (dict(seed=1.5), "whole number"),
+    (dict(seed=float("nan")), "whole number"),
+    (dict(seed=float("inf")), "whole number"),
     (dict(speed="Warp"), "unknown speed"),
+    (dict(speed=["Max"]), "unknown speed"),
     (dict(canvas={"background": "/nonexistent/file.png", "layers": [], "composite": None}),
-     "not an image"),
+     "could not be read"),
 ])
 def test_bad_input_is_a_clear_error(tiny_models, kwargs, message):
     args = {"canvas": None, "mask": None, **app.DEFAULTS, **kwargs}
     with pytest.raises(gr.Error, match=message):
         run_all(app.generate(**args))
+
+
+def test_largest_seed_runs(tiny_models):
+    outs = run_all(app.generate(None, None, "mnist", "PixelCNN", 1.0, 2 ** 63 - 1, "Max"))
+    assert outs[-1][2].startswith("Done")
+    assert app.parse_seed("12") == 12 and app.parse_seed(3.0) == 3 and app.parse_seed(None) == 0
+
+
+@pytest.fixture(scope="module")
+def huge_png(tmp_path_factory) -> str:
+    """A 12000x12000 PNG of a few KB: 144 M pixels (576 MB as RGBA) if decoded."""
+    path = tmp_path_factory.mktemp("huge") / "huge.png"
+    Image.new("1", (12000, 12000)).save(path)
+    return str(path)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def test_huge_and_broken_images_are_refused_before_decoding(huge_png, tmp_path, monkeypatch):
+    before = rss_mb()
+    for value, message in [
+        ({"background": huge_png, "layers": [], "composite": None}, "at most 16.8 megapixels"),
+        ({"background": None, "layers": [huge_png], "composite": None}, "at most 16.8 megapixels"),
+        ({"background": str(tmp_path / "gone.png"), "layers": [], "composite": None},
+         "could not be read"),
+    ]:
+        with pytest.raises(gr.Error, match=message) as e:
+            app.canvas_levels(value, "mnist")
+        assert str(tmp_path) not in str(e.value) and "/tmp" not in str(e.value)
+        if value["layers"]:                                         # the mask reads its layers
+            with pytest.raises(gr.Error, match=message):
+                app.canvas_mask(value, "mnist")
+    with pytest.raises(gr.Error, match="at most 16.8 megapixels"):
+        app.upload(huge_png, "mnist")
+    assert rss_mb() - before < 100                                  # nothing was decoded
+    # too many bytes: refused from the file's size
+    monkeypatch.setattr(im, "MAX_INPUT_BYTES", 1000)
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(big)
+    with pytest.raises(gr.Error, match="at most 0 MB"):
+        app.upload(str(big), "mnist")
+    # an image within the limits but larger than the work size is shrunk before compositing
+    monkeypatch.setattr(im, "MAX_INPUT_BYTES", 20 * 2 ** 20)
+    wide = Image.new("RGBA", (3000, 1500), (255, 255, 255, 255))
+    assert max(im.editor_image({"background": wide, "layers": [wide]}).size) <= im.WORK_SIDE
+
+
+@pytest.fixture
+def broken_checkpoints(tmp_path, monkeypatch):
+    """checkpoints/ with a corrupt file, a malformed one, and one of another shape."""
+    monkeypatch.setattr(registry, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(registry, "_cache", {})
+    (tmp_path / "mnist_pixelcnn.pt").write_bytes(b"\x80\x04 this is not a checkpoint")
+    torch.save({"format": "pixelnet", "arch": "row_lstm", "config": {"arch": "row_lstm", "h": "x"},
+                "model": {}}, tmp_path / "mnist_row_lstm.pt")
+    pixelnet.save_checkpoint(tiny("emoji", "pixelcnn"), tmp_path / "fashion_pixelcnn.pt")
+    return tmp_path
+
+
+@pytest.mark.parametrize("dataset,arch", [("mnist", "pixelcnn"), ("mnist", "row_lstm"),
+                                          ("fashion", "pixelcnn")])
+def test_a_broken_checkpoint_is_an_error_naming_the_file(broken_checkpoints, dataset, arch):
+    name = f"checkpoints/{dataset}_{arch}.pt"
+    with pytest.raises(ValueError, match=name) as e:
+        registry.get_model(dataset, arch)
+    assert str(broken_checkpoints) not in str(e.value)
+    status = app.model_status(dataset, arch)
+    assert status.startswith("⚠️") and name in status and "UNTRAINED" not in status
+    with pytest.raises(gr.Error, match=name) as e:
+        run_all(app.generate(None, None, dataset, arch, 1.0, 0, "Max"))
+    assert str(broken_checkpoints) not in str(e.value)
+    with pytest.raises(gr.Error, match=f"checkpoints/{dataset}_"):     # the first broken one
+        run_all(app.compare(None, None, dataset, 1.0, 0, "Max"))
+    (broken_checkpoints / f"{dataset}_{arch}.pt").unlink()         # gone: untrained, flagged
+    assert registry.is_untrained(registry.get_model(dataset, arch))
 
 
 def test_inspect(tiny_models):
@@ -283,32 +371,6 @@ def test_stop_message():
     assert app.stopped("Pixel 3 of 784").startswith("⏹ Stopped. Pixel 3")
     assert app.stopped("Done. PixelCNN") == "Done. PixelCNN"
     assert app.stopped(None).startswith("⏹ Stopped")
-
-
-def test_threaded_stream_stops_when_abandoned():
-    produced = []
-
-    def numbers():
-        for k in range(10_000):
-            produced.append(k)
-            time.sleep(0.001)
-            yield k
-
-    stream = app.Threaded(numbers, batch_s=0.001, buffer=2)
-    it = iter(stream)
-    assert next(it) == 0
-    it.close()
-    time.sleep(1.0)                                                 # it notices within 0.2 s
-    n = len(produced)
-    time.sleep(0.5)
-    assert len(produced) == n < 10_000                              # the thread has stopped
-
-    def broken():
-        yield 1
-        raise ValueError("boom")
-
-    with pytest.raises(ValueError, match="boom"):
-        list(app.Threaded(broken))
 
 
 # ----------------------------------------------------------------------------- served
@@ -364,7 +426,7 @@ def test_client_stop_cancels_only_that_session(served):
 def test_client_bad_input_is_an_error_not_a_crash(served):
     from gradio_client import Client
     client = Client(served, verbose=False)
-    with pytest.raises(Exception, match="greater than maximum"):           # Gradio's check
+    with pytest.raises(Exception, match="between 0 and 2"):                # the app's check
         client.predict(temperature=9, api_name="/generate")
     with pytest.raises(Exception, match="not offered for Fashion-MNIST"):  # the app's
         client.predict(dataset="Fashion-MNIST", architecture="Multi-Scale", api_name="/generate")
@@ -388,3 +450,84 @@ def test_client_own_image_and_mask(served, tmp_path):
     assert (img[: 20 * im.SCALE] == 0).all()                         # kept black
     canvas, _ = client.predict(handle_file(str(digit)), "Emoji", api_name="/upload")
     assert Image.open(canvas["background"]).size == (320, 320)
+
+
+def raw_call(url: str, endpoint: str, data: list) -> tuple[str, object]:
+    """POST ``data`` (json.dumps: NaN allowed) to Gradio's HTTP API; the last event and its
+    data."""
+    import json
+
+    import httpx
+    r = httpx.post(f"{url}gradio_api/call/{endpoint}", content=json.dumps({"data": data}),
+                   headers={"content-type": "application/json"}, timeout=30)
+    r.raise_for_status()
+    event = payload = None
+    with httpx.stream("GET", f"{url}gradio_api/call/{endpoint}/{r.json()['event_id']}",
+                      timeout=60) as s:
+        for line in s.iter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = json.loads(line[5:])
+    return event, payload
+
+
+def test_client_bad_images_and_controls_get_the_apps_messages(served, huge_png, tmp_path):
+    """Every bad canvas, mask, upload and control through the API: the app's own message
+    (no server path, no raw Gradio error), nothing decoded, and the server keeps serving."""
+    from gradio_client import Client, handle_file
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"not an image at all")
+    huge, text = handle_file(huge_png), handle_file(str(notes))
+    client = Client(served, verbose=False)
+    before = rss_mb()
+    cases = [
+        (dict(canvas={"background": huge, "layers": [], "composite": None}), "canvas image has"),
+        (dict(mask={"background": None, "layers": [huge], "composite": None}), "mask image has"),
+        (dict(canvas={"background": text, "layers": [], "composite": None}), "not an image"),
+        (dict(mask={"background": None, "layers": [text], "composite": None}), "not an image"),
+        (dict(seed=2 ** 64), "from 0 to 2\\*\\*63 - 1"),
+        (dict(seed=-3), "from 0 to 2\\*\\*63 - 1"),
+        (dict(seed=2.5), "whole number"),
+        (dict(temperature=9), "between 0 and 2"),
+        (dict(speed="Warp"), "unknown speed"),
+        (dict(dataset="CIFAR-100"), "unknown dataset"),
+        (dict(architecture="Transformer"), "unknown architecture"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(Exception, match=message) as e:
+            client.predict(**kwargs, api_name="/generate")
+        assert "/tmp" not in str(e.value) and "Traceback" not in str(e.value), kwargs
+    for file, message in [(huge, "at most 16.8 megapixels"), (text, "not an image")]:
+        with pytest.raises(Exception, match=message):
+            client.predict(file, "MNIST digits", api_name="/upload")
+    # NaN and infinity: not JSON, but Python's json (and the server's) read them
+    args = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    defaults = {p["parameter_name"]: p["parameter_default"] for p in args["/generate"]["parameters"]}
+    for name, value, message in [("temperature", float("nan"), "between 0 and 2"),
+                                 ("temperature", float("-inf"), "between 0 and 2"),
+                                 ("seed", float("nan"), "whole number"),
+                                 ("seed", float("inf"), "whole number")]:
+        event, data = raw_call(served, "generate", list({**defaults, name: value}.values()))
+        assert event == "error" and message in str(data), (name, value, event, data)
+    assert rss_mb() - before < 150                                  # no 576 MB decode
+    assert client.submit(api_name="/generate").result(timeout=60)[2].startswith("Done")
+
+
+def test_client_broken_checkpoint_is_named_and_the_server_keeps_serving(
+        served, broken_checkpoints, monkeypatch):
+    from gradio_client import Client
+
+    def models(ds, arch):                   # the broken file for MNIST PixelCNN only
+        if (registry.dataset_key(ds), registry.arch_key(arch)) == ("mnist", "pixelcnn"):
+            return registry.get_model(ds, arch)
+        return tiny(ds, arch)
+
+    monkeypatch.setattr(app, "get_model", models)
+    client = Client(served, verbose=False)
+    for endpoint in ("/generate", "/compare"):
+        with pytest.raises(Exception, match="checkpoints/mnist_pixelcnn.pt") as e:
+            client.predict(api_name=endpoint)
+        assert str(broken_checkpoints) not in str(e.value) and "UNTRAINED" not in str(e.value)
+    out = client.predict(architecture="Row LSTM", speed="Max", api_name="/generate")
+    assert out[2].startswith("Done")
