@@ -11,7 +11,7 @@ The handlers are plain functions (tested directly in ``tests/test_app.py``); ``b
 wires them to the UI. Sampling goes through ``demo/batcher.py``: one worker per model steps
 every user's run of that model together as one batch, ahead of the animation; a handler
 only reveals its run's sub-pixels at the animation speed and renders frames, at a rate that
-shrinks as more people watch (``FRAME_BUDGET``). The app keeps no state outside its process.
+shrinks as more people watch (``FRAME_CPU``). The app keeps no state outside its process.
 """
 from __future__ import annotations
 
@@ -53,8 +53,9 @@ SPEEDS: dict[str, float] = {"Slow": 20, "Medium": 80, "Fast": 300, "Max": 0}
 """Animation speed -> pixels per second (0: as fast as the sampler goes)."""
 MAX_FPS = 15                        # frames per second to one viewer, at most
 MIN_FPS = 2                         # ... and at least, however many watch
-FRAME_BUDGET = float(os.environ.get("PIXELNET_FRAME_BUDGET", "40"))
-"""Frames per second the whole server renders and sends, shared by everyone watching."""
+FRAME_CPU = float(os.environ.get("PIXELNET_FRAME_CPU", "0.4"))
+"""Cores the server spends on frames (rendering, PNG encoding, writing them), shared by
+everyone watching: each viewer's frame rate follows from the measured cost of a frame."""
 CHART_EVERY_ABOVE = 4               # more viewers than this: the softmax chart on every 3rd frame
 PRESETS = {"Blank": "blank", "Seed pixel": "single_pixel", "Keep top half": "top_half",
            "Random example": "top_half"}
@@ -298,13 +299,25 @@ def inspect_click(run: Run | None, evt: gr.SelectData) -> tuple[object, str]:
 
 
 class Viewers:
-    """How many runs are streaming frames now. Each one's frame rate is ``FRAME_BUDGET``
-    shared among them (between ``MIN_FPS`` and ``MAX_FPS``): frames cost CPU (rendering, PNG
-    encoding, Gradio's messages), and the sampler needs the cores more than a 15 fps
-    animation does."""
+    """How many runs are streaming frames now, and what a frame costs. Frames cost CPU
+    (rendering the image and the softmax chart, PNG encoding, writing the files) that the
+    samplers need too, so each viewer's frame rate is ``FRAME_CPU`` cores' worth of frames
+    shared among the viewers, between ``MIN_FPS`` and ``MAX_FPS``. The cost of a frame is
+    measured as the app runs (:meth:`spent`; a moving average per 20 frames)."""
 
-    def __init__(self):
+    def __init__(self, cost: float = 0.01):
         self.n, self._lock = 0, threading.Lock()
+        self.cost = cost                  # seconds of CPU per frame
+        self._frames, self._seconds = 0, 0.0
+
+    def spent(self, seconds: float, frames: int = 0) -> None:
+        """Add ``seconds`` spent on frames (and ``frames`` frames rendered)."""
+        with self._lock:
+            self._seconds += seconds
+            self._frames += frames
+            if self._frames >= 20:
+                self.cost = 0.5 * self.cost + 0.5 * self._seconds / self._frames
+                self._frames, self._seconds = 0, 0.0
 
     @contextmanager
     def watching(self) -> Iterator[None]:
@@ -317,7 +330,7 @@ class Viewers:
                 self.n -= 1
 
     def fps(self) -> float:
-        return min(MAX_FPS, max(MIN_FPS, FRAME_BUDGET / max(1, self.n)))
+        return min(MAX_FPS, max(MIN_FPS, FRAME_CPU / (max(1, self.n) * self.cost)))
 
     def chart_every(self) -> int:
         """Frames per softmax chart (the chart costs about three frames to draw)."""
@@ -405,11 +418,14 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
                 channel = f" {im.CHANNEL_NAMES[C][c]}" if C > 1 else ""
                 progress = (f"Pixel {k} of {n} at ({i}, {j}){channel} · "
                             f"{k / max(time.perf_counter() - t0, 1e-6):.0f} pixels/s · {status}")
+                t = time.thread_time()
                 chart = gr.skip()
                 if frame_no % VIEWERS.chart_every() == 1 or VIEWERS.chart_every() == 1:
                     chart = run.chart(i, j, c, f"pixel ({i}, {j}): softmax over {L} levels, "
                                                "sampled value in red")
-                yield run.frame((i, j)), chart, progress, gr.skip(), gr.skip(), run
+                image = run.frame((i, j))
+                VIEWERS.spent(time.thread_time() - t, 1)
+                yield image, chart, progress, gr.skip(), gr.skip(), run
     finally:
         job.cancel()                  # Stop or a closed page: the rest of the batch goes on
     nats, ent = run.nll, run.entropy
@@ -444,8 +460,11 @@ def compare(canvas: dict | None = None, mask: dict | None = None,
         with VIEWERS.watching():
             for _ in follow(jobs, runs, rate):
                 k = max(int(r.done.sum()) for r in runs) // C
-                yield (im.side_by_side([r.frame(r.last[:2] if r.last else None) for r in runs],
-                                       labels), f"Pixel {k} of {jobs[0].total // C}…")
+                t = time.thread_time()
+                image = im.side_by_side([r.frame(r.last[:2] if r.last else None) for r in runs],
+                                        labels)
+                VIEWERS.spent(time.thread_time() - t, 1)
+                yield image, f"Pixel {k} of {jobs[0].total // C}…"
     finally:
         for job in jobs:
             if not job.scored():
@@ -510,6 +529,13 @@ def cache_images_atomically() -> None:
         return
 
     def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        t = time.thread_time()
+        try:
+            return save(img, cache_dir, name, format)
+        finally:
+            VIEWERS.spent(time.thread_time() - t)
+
+    def save(img, cache_dir: str, name: str, format: str) -> str:
         data = encode(img, format)
         folder = Path(cache_dir) / processing_utils.hash_bytes(data)
         folder.mkdir(exist_ok=True, parents=True)

@@ -190,6 +190,52 @@ def pct(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, max(0, round(q * len(v) + 0.5) - 1))]
 
 
+# ----------------------------------------------------------------------------- frame costs
+
+def frame_costs(repeat: int = 50) -> str:
+    """A Markdown table: milliseconds to render and PNG-encode one frame and one softmax
+    chart (what every frame update of /generate costs besides sampling), per dataset shape."""
+    import io
+
+    import numpy as np
+
+    sys.path.insert(0, str(REPO))
+    from demo import imaging as im
+
+    def ms(fn) -> float:
+        fn()
+        t = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        return (time.perf_counter() - t) / repeat * 1000
+
+    def png(img, level: int) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, "png", compress_level=level)
+        return buf.getvalue()
+
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    rows = ["| images | render frame | render chart | PNG frame, level 6 / 1 | PNG chart, level 6 / 1 |",
+            "|---|---|---|---|---|"]
+    for name, C, L, H in (("MNIST 28x28, 2 levels", 1, 2, 28), ("emoji 32x32 RGB, 256 levels", 3, 256, 32)):
+        x = rng.integers(0, L, (C, H, H))
+        pending = np.zeros((H, H), bool)
+        pending[H // 2:] = True
+        dists = [rng.dirichlet(np.ones(L)) for _ in range(C)]
+        values = [int(d.argmax()) for d in dists]
+        frame = Image.fromarray(im.render_frame(x, L, pending, (H // 2, 3)))
+        chart = im.bar_chart(dists, values, L, 0, "pixel (14, 3): softmax")
+        cells = [f"{ms(lambda: im.render_frame(x, L, pending, (H // 2, 3))):.2f} ms",
+                 f"{ms(lambda: im.bar_chart(dists, values, L, 0, 'pixel (14, 3): softmax')):.2f} ms"]
+        for img in (frame, chart):
+            a, b = ms(lambda: png(img, 6)), ms(lambda: png(img, 1))
+            cells.append(f"{a:.2f} / {b:.2f} ms ({len(png(img, 6)) // 1024 + 1} / "
+                         f"{len(png(img, 1)) // 1024 + 1} KB)")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 # ----------------------------------------------------------------------------- the benchmark
 
 def run_phase(base: str, data: list, names: list[str], n: int, speed: str, timeout: float,
@@ -253,12 +299,17 @@ def main() -> None:
     ap.add_argument("--memory-wave", type=int, default=10)
     ap.add_argument("--no-tabs", action="store_true",
                     help="skip using every tab (then RSS) at the end")
+    ap.add_argument("--frame-costs", action="store_true",
+                    help="only measure what rendering and encoding a frame costs, then exit")
     ap.add_argument("--url", help="an app already running on loopback (default: start one)")
     ap.add_argument("--pid", type=int, help="with --url: the server's pid, for CPU and RSS")
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--server-log", help="the started app's stderr goes here (with "
                     "PIXELNET_LOG_BATCHES=1 in the environment: one line per batch)")
     args = ap.parse_args()
+    if args.frame_costs:
+        print(frame_costs())
+        return
     if max(args.clients) > 64 or args.memory_wave > 64:
         ap.error("at most 64 concurrent clients (the app's queue holds 64)")
 

@@ -126,11 +126,14 @@ def test_app_streams_in_one_batch_and_a_closed_stream_leaves_the_other_going(mon
     assert batcher.sampler(m).batches[0] == 2                     # they were batched together
 
 
-def test_frame_rate_is_shared_among_viewers():
-    v = app.Viewers()
-    assert v.fps() == app.MAX_FPS
+def test_frame_rate_is_shared_among_viewers_by_the_cost_of_a_frame():
+    v = app.Viewers(cost=0.01)
+    assert v.fps() == min(app.MAX_FPS, app.FRAME_CPU / 0.01)
     with v.watching(), v.watching(), v.watching():
-        assert v.fps() == min(app.MAX_FPS, app.FRAME_BUDGET / 3)
+        assert v.fps() == pytest.approx(min(app.MAX_FPS, app.FRAME_CPU / (3 * 0.01)))
+        for _ in range(40):                                         # frames measured dearer
+            v.spent(0.05, 1)
+        assert v.cost > 0.04 and v.fps() < app.FRAME_CPU / (3 * 0.04)
     ctx = [v.watching() for _ in range(200)]
     for c in ctx:
         c.__enter__()
