@@ -531,3 +531,10 @@ def test_client_broken_checkpoint_is_named_and_the_server_keeps_serving(
         assert str(broken_checkpoints) not in str(e.value) and "UNTRAINED" not in str(e.value)
     out = client.predict(architecture="Row LSTM", speed="Max", api_name="/generate")
     assert out[2].startswith("Done")
+
+
+def test_served_app_limits_uploads_and_cleans_its_cache(served):
+    import httpx
+    config = httpx.get(f"{served}config", timeout=30).json()
+    assert config["max_file_size"] == im.MAX_INPUT_BYTES
+    assert app.build_app().delete_cache == app.CACHE_CLEANUP

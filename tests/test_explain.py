@@ -331,3 +331,26 @@ def test_tab_builds_in_a_blocks():
     assert views.click("mnist", *[v + 1 for v in (et.rf_layout(8, 8, 1, 3)["x0"][2],
                                                        et.rf_layout(8, 8, 1, 3)["top"])]) == (0, 0)
     assert demo.fns                                              # the views' events are wired
+
+
+def test_receptive_fields_are_cached_per_model_object_not_per_id():
+    """A model replaced by another (a new checkpoint; the new one may reuse the old one's
+    id) gets its own receptive fields, never the cached ones of the model it replaced."""
+    current = {}
+
+    def factory(dataset, arch):
+        return current[arch]
+
+    views = et.ExplainViews(factory)
+    for a in et.RF_ARCHS:
+        current[a] = tiny_model(a, height=8, width=8, layers=1)
+    first = views.reports("mnist", 5, 5, 0)
+    assert views.reports("mnist", 5, 5, 0)[0] is first[0]                 # cached
+    for a in et.RF_ARCHS:
+        current[a] = tiny_model(a, height=8, width=8, layers=3)         # "reloaded"
+    second = views.reports("mnist", 5, 5, 0)
+    assert all(s is not f for s, f in zip(second, first))
+    pixelcnn = et.RF_ARCHS.index("pixelcnn")
+    assert second[pixelcnn].n_seen > first[pixelcnn].n_seen           # deeper: sees more
+    assert set(et.RF_ARCHS) == {a for a in pixelnet.ARCHITECTURES
+                                if issubclass(pixelnet.MODELS[a], pixelnet.PixelModel)}
