@@ -21,12 +21,15 @@ from pixelnet.data import DATASETS, SPLITS, describe_split, load_eval_set
 
 @torch.no_grad()
 def dataset_nll(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 64,
-                device: torch.device | str = "cpu", progress: bool = False) -> torch.Tensor:
-    """NLL in nats of every image of ``x`` (``(N,)``, on the CPU), in batches."""
+                device: torch.device | str = "cpu", progress: bool = False,
+                y: torch.Tensor | None = None) -> torch.Tensor:
+    """NLL in nats of every image of ``x`` (``(N,)``, on the CPU), in batches; given its
+    labels ``y`` ``(N,)`` for a class-conditional model (None: unconditional)."""
     was_training = model.training
     model.eval()
     try:                                # a failed batch must not leave a training model in eval
-        out = [pixelnet.nll(model, x[i:i + batch_size].to(device)).cpu()
+        out = [pixelnet.nll(model, x[i:i + batch_size].to(device),
+                            None if y is None else y[i:i + batch_size]).cpu()
                for i in tqdm(range(0, len(x), batch_size), desc="eval", unit="batch",
                              disable=not progress, leave=False)]
     finally:

@@ -44,8 +44,8 @@ from tqdm import tqdm
 
 import pixelnet
 from pixelnet.checkpoint import atomic_save
-from pixelnet.data import (DATASETS, SOURCES, binarize, data_source, describe_split,
-                           load_dataset, load_eval_set)
+from pixelnet.data import (DATASETS, SOURCES, binarize, class_names, data_source,
+                           describe_split, load_dataset, load_eval_set, load_labels)
 from training.evaluate import dataset_nll
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,6 +78,9 @@ class TrainConfig:
     optimizer: str = field(default="adam", metadata={"help": "adam or rmsprop"})
     lr: float = field(default=1e-3, metadata={"help": "learning rate"})
     lr_decay: float = field(default=0.95, metadata={"help": "learning-rate factor per epoch"})
+    warmup: int = field(default=0, metadata={
+        "help": "raise the learning rate linearly over the first N steps (a fresh Adam's "
+                "first steps jolt a trained model: use it with --init-from)"})
     clip: float = field(default=1.0, metadata={"help": "gradient-norm clipping (0: none)"})
     ema: float = field(default=0.999, metadata={
         "help": "Polyak averaging: validate and publish an exponential moving average of the "
@@ -86,6 +89,10 @@ class TrainConfig:
     max_train_images: int = field(default=0, metadata={
         "help": "train on the first N training images only (0: all)"})
     data_source: str = field(default="auto", metadata={"help": "/".join(SOURCES)})
+    label_drop: float = field(default=0.2, metadata={
+        "help": "class-conditional models (--classes K): the fraction of training labels "
+                "replaced by 'no class', so that one checkpoint serves conditional and "
+                "unconditional sampling"})
     init_from: str = field(default="", metadata={
         "help": "start from this published checkpoint's weights (and its hyperparameters; "
                 "the optimizer starts afresh), e.g. checkpoints/mnist_pixelcnn.pt"})
@@ -100,11 +107,24 @@ class TrainConfig:
                              f"{', '.join(DATASETS)}")
         if self.optimizer not in ("adam", "rmsprop"):
             raise ValueError(f"--optimizer must be adam or rmsprop, got {self.optimizer!r}")
-        if self.batch_size < 1 or self.lr <= 0 or self.max_train_images < 0 or self.clip < 0:
+        if (self.batch_size < 1 or self.lr <= 0 or self.max_train_images < 0 or self.clip < 0
+                or self.warmup < 0):
             raise ValueError("need --batch-size >= 1, --lr > 0, --clip >= 0, "
-                             "--max-train-images >= 0")
+                             "--max-train-images >= 0, --warmup >= 0")
         if not 0 <= self.ema < 1:
             raise ValueError(f"--ema must be in [0, 1) (0: off), got {self.ema}")
+        if not 0 <= self.label_drop <= 1:
+            raise ValueError(f"--label-drop must be in [0, 1], got {self.label_drop}")
+        classes = self.hparams.get("classes", 0)
+        if classes and classes != len(class_names(self.dataset)):
+            raise ValueError(f"--classes {classes}: {self.dataset} has "
+                             f"{len(class_names(self.dataset))} classes "
+                             f"({', '.join(class_names(self.dataset))})")
+
+    @property
+    def classes(self) -> int:
+        """Number of classes of a class-conditional model (0: unconditional)."""
+        return self.hparams.get("classes", 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,9 +193,11 @@ def write_log(log: list[dict], csv_path: Path, png_path: Path, dataset: str) -> 
     binarized = DATASETS[dataset].binarized
     key, unit = ("nats", "nats / image") if binarized else ("bits_per_dim", "bits / dim")
     fig, ax = plt.subplots(figsize=(6, 4))
-    for split, style in (("train", "-"), ("val", "o-")):
+    for split, style in (("train", "-"), ("val", "o-"), ("val_given_class", "s--")):
         rows = [r for r in log if r["split"] == split]
-        ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], style, label=split, ms=3)
+        if rows:
+            ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], style, label=split,
+                    ms=3)
     ax.set(xlabel="epoch", ylabel=f"NLL ({unit})", yscale="log",
            title=png_path.stem.removesuffix("_curve"))
     ax.grid(alpha=0.3, which="both")
@@ -207,6 +229,8 @@ class Data:
     train: torch.Tensor         # (N, C, H, W) uint8 (8x less memory; long per batch)
     val: torch.Tensor           # (M, C, H, W) long, as the models see them (MNIST binarized)
     splits: dict[str, str]      # "train"/"val" -> describe_split(...)
+    train_y: torch.Tensor | None = None    # (N,) class labels, for a class-conditional model
+    val_y: torch.Tensor | None = None      # (M,)
 
 
 @dataclass
@@ -267,7 +291,9 @@ def init_config(cfg: TrainConfig, source: torch.nn.Module) -> TrainConfig:
     if any(config[k] != v for k, v in shape.items()):
         raise ValueError(f"--init-from {path}: its images are not {cfg.dataset}'s {shape}")
     hparams = {k: v for k, v in config.items() if k != "arch" and k not in SHAPE_FIELDS}
-    clash = [k for k, v in cfg.hparams.items() if hparams.get(k) != v]
+    clash = [k for k, v in cfg.hparams.items() if hparams.get(k) != v
+             and not (k == "classes" and not hparams.get(k))]   # adding classes is allowed
+    hparams.update({k: v for k, v in cfg.hparams.items() if k == "classes" and k not in clash})
     if clash:
         raise ValueError(f"--init-from {path} fixes the model's hyperparameters: drop "
                          + ", ".join(f"--{k.replace('_', '-')} (it has {hparams.get(k)!r})"
@@ -284,8 +310,21 @@ def load_data(cfg: TrainConfig, run: argparse.Namespace) -> Data:
     for s, x, limit in (("train", x_train, cfg.max_train_images), ("val", x_val, run.max_val_images)):
         if limit and limit < len(x):
             splits[s] += f" (first {limit})"
-    return Data(x_train[:cfg.max_train_images or None].byte(), x_val[:run.max_val_images or None],
-                splits)
+    data = Data(x_train[:cfg.max_train_images or None].byte(),
+                x_val[:run.max_val_images or None], splits)
+    if cfg.classes:
+        data.train_y = load_labels(cfg.dataset, "train", run.data_root,
+                                   cfg.data_source)[:cfg.max_train_images or None]
+        data.val_y = load_labels(cfg.dataset, "val", run.data_root,
+                                 cfg.data_source)[:run.max_val_images or None]
+    return data
+
+
+def drop_labels(y: torch.Tensor, p: float, seed: int, step: int) -> torch.Tensor:
+    """``y`` with a fraction ``p`` replaced by ``pixelnet.NO_CLASS`` (a fixed draw per step,
+    so a resumed run drops the same labels)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.where(torch.rand(len(y), generator=g) < p, pixelnet.NO_CLASS, y)
 
 
 def build(cfg: TrainConfig, device: torch.device, state: dict | None,
@@ -297,7 +336,11 @@ def build(cfg: TrainConfig, device: torch.device, state: dict | None,
     model = pixelnet.build_model(cfg.arch, **DATASETS[cfg.dataset].model_shape(),
                                  **cfg.hparams).to(device)
     if source is not None:
-        model.load_state_dict(source.state_dict())
+        # an unconditional source lacks only the new class vectors (which start at zero)
+        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+        if unexpected or any(not k.endswith("label.weight") for k in missing):
+            raise ValueError(f"--init-from {cfg.init_from}: its weights do not fit this model "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     opt = make_optimizer(cfg, model)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -324,12 +367,14 @@ def epoch_batches(sampler: DistributedSampler, data: Data, cfg: TrainConfig, epo
 
 def train_step(net: torch.nn.Module, model: torch.nn.Module, ema: torch.nn.Module | None,
                opt: torch.optim.Optimizer, x: torch.Tensor, cfg: TrainConfig, step: int,
-               steps_per_epoch: int) -> float:
-    """One optimizer step on the batch ``x``; returns its loss in nats per image."""
+               steps_per_epoch: int, y: torch.Tensor | None = None) -> float:
+    """One optimizer step on the batch ``x`` (labels ``y`` for a class-conditional model);
+    returns its loss in nats per image."""
     dims = DATASETS[cfg.dataset].dims
+    warm = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup else 1.0
     for g in opt.param_groups:          # smooth exponential decay, a function of the step
-        g["lr"] = cfg.lr * cfg.lr_decay ** (step / steps_per_epoch)
-    loss = pixelnet.nll(net, x).mean() / dims          # nats per sub-pixel
+        g["lr"] = warm * cfg.lr * cfg.lr_decay ** (step / steps_per_epoch)
+    loss = pixelnet.nll(net, x, y).mean() / dims       # nats per sub-pixel
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.clip:
@@ -344,9 +389,11 @@ def train_step(net: torch.nn.Module, model: torch.nn.Module, ema: torch.nn.Modul
 
 
 def validate(eval_model: torch.nn.Module, x_val: torch.Tensor, rank: int, world: int,
-             device: torch.device) -> float:
-    """Mean val NLL (nats/image) over all processes, each taking every world-th image."""
-    nats = dataset_nll(eval_model, x_val[rank::world], device=device)
+             device: torch.device, y_val: torch.Tensor | None = None) -> float:
+    """Mean val NLL (nats/image) over all processes, each taking every world-th image;
+    given the labels ``y_val`` (class-conditional), else unconditional."""
+    nats = dataset_nll(eval_model, x_val[rank::world], device=device,
+                       y=None if y_val is None else y_val[rank::world])
     total_nats, count = all_sum(nats.sum().item(), len(nats), device=device)
     return total_nats / count
 
@@ -462,6 +509,8 @@ class Trainer:
         """Save the validated model as the run's checkpoint, with its metadata."""
         cfg, p = self.cfg, self.progress
         extra = dict(init_from=cfg.init_from) if cfg.init_from else {}
+        if cfg.classes:
+            extra.update(class_names=class_names(cfg.dataset), label_drop=cfg.label_drop)
         pixelnet.save_checkpoint(
             self.eval_model, self.out, dataset=cfg.dataset, data_source=cfg.data_source,
             train_images=len(self.data.train), train_split=self.data.splits["train"],
@@ -472,8 +521,13 @@ class Trainer:
 
     def validate_and_save(self, bar: tqdm) -> None:
         """Validate (all processes), publish an improvement and save the resume state."""
+        # the unconditional NLL selects the checkpoint; a class-conditional model logs the
+        # NLL given the true labels too
         val = validate(self.eval_model, self.data.val, self.rank, self.world, self.device)
         self.log("val", val)
+        if self.data.val_y is not None:
+            self.log("val_given_class", validate(self.eval_model, self.data.val, self.rank,
+                                                 self.world, self.device, self.data.val_y))
         improved = val < self.progress.best_val
         self.progress.best_val = min(self.progress.best_val, val)
         if self.main:
@@ -503,9 +557,13 @@ class Trainer:
                 bar = tqdm(total=self.steps_per_epoch, initial=k, desc=f"epoch {epoch + 1}",
                            disable=not self.main, dynamic_ncols=True,
                            mininterval=0.5 if sys.stderr.isatty() else 30)
+            y = None
+            if self.data.train_y is not None:
+                y = drop_labels(self.data.train_y[batches[k]], cfg.label_drop, cfg.seed,
+                                p.step).to(self.device)
             running += train_step(self.net, self.model, self.ema, self.opt,
                                   images[batches[k]].to(self.device).long(), cfg, p.step,
-                                  self.steps_per_epoch)
+                                  self.steps_per_epoch, y)
             running_n += 1
             p.step += 1
             bar.update()

@@ -1,0 +1,65 @@
+"""Bring trained checkpoints home: copy each ``{dataset}_{arch}.pt`` of a folder (with its
+``_log.csv``) over the published one in ``checkpoints/`` when it is better.
+
+    python tools/gpu_collect.py /tmp/gpu [--dry-run]
+    python training/publish.py          # then: test NLL, manifest, README table, grids
+
+Better means a lower validation NLL (the unconditional one: a class-conditional model is
+validated without labels), or a class-conditional model replacing an unconditional one whose
+validation NLL it matches within ``--tolerance`` (it serves both uses).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import pixelnet
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def better(new: dict, old: dict | None, tolerance: float) -> tuple[bool, str]:
+    """Whether checkpoint metadata ``new`` should replace ``old``, and why."""
+    if old is None:
+        return True, "nothing published yet"
+    nv, ov = new.get("val_nll"), old.get("val_nll")
+    if nv is None:
+        return False, "it has no validation NLL"
+    if ov is None or nv < ov:
+        return True, f"val {nv:.4f} < {ov}"
+    if new.get("class_names") and not old.get("class_names") and nv <= ov * (1 + tolerance):
+        return True, f"class-conditional, val {nv:.4f} within {tolerance:.1%} of {ov:.4f}"
+    return False, f"val {nv:.4f} is not better than {ov:.4f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", type=Path)
+    p.add_argument("--tolerance", type=float, default=0.01)
+    p.add_argument("--dry-run", action="store_true")
+    a = p.parse_args(argv)
+    found = sorted(a.folder.glob("*.pt"))
+    if not found:
+        raise SystemExit(f"no .pt files in {a.folder}")
+    for path in found:
+        target = REPO / "checkpoints" / path.name
+        try:
+            new = pixelnet.read_checkpoint(path)
+            old = pixelnet.read_checkpoint(target) if target.exists() else None
+        except ValueError as e:
+            print(f"{path.name}: skipped ({e})")
+            continue
+        keep, why = better(new, old, a.tolerance)
+        print(f"{path.name}: {'replace' if keep else 'keep the published one'} ({why})")
+        if keep and not a.dry_run:
+            shutil.copyfile(path, target)
+            target.chmod(0o644)
+            log = path.with_name(path.stem + "_log.csv")
+            if log.exists():
+                shutil.copyfile(log, target.with_name(log.name))
+
+
+if __name__ == "__main__":
+    main()

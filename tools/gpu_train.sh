@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Train the models that most need a GPU, all at once on one lent GPU, for BUDGET seconds
+# (default 480: with start-up and the last validation, under 9 minutes), and leave their
+# checkpoints and logs in $OUT (at most 8 files come back from a device run).
+#
+#   on the device machine (repo root):  bash tools/gpu_train.sh
+#   locally, as a smoke test:           OUT=/tmp/gpu DEVICE=cpu BUDGET=20 bash tools/gpu_train.sh
+#
+# Each run continues a published checkpoint (--init-from) as a class-conditional model; bring
+# the results home with:  cp <files_at>/*.pt /tmp/gpu/ && python tools/gpu_collect.py /tmp/gpu
+# (which keeps a checkpoint only if it beats the published one). PYTHONPATH stands in for
+# `pip install -e .`, since the device machine has its own torch and nothing else installed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:?set OUT to the folder that receives the checkpoints}
+BUDGET=${BUDGET:-480}
+DEVICE=${DEVICE:-cuda}
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+mkdir -p "$OUT" /tmp/gpu_runs
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+
+train() {   # name, then train.py arguments
+    local name=$1; shift
+    python3 training/train.py "$@" --device "$DEVICE" --time-budget "$BUDGET" --epochs 100000 \
+        --warmup 300 --out "$OUT/$name.pt" --run-dir "/tmp/gpu_runs/$name" --save-every 60 \
+        > "/tmp/gpu_runs/$name.log" 2>&1 &
+}
+# emoji: the colour model whose samples are not yet recognisable (issue 16)
+train emoji_pixelcnn --arch pixelcnn --dataset emoji --init-from checkpoints/emoji_pixelcnn.pt \
+    --classes 9 --batch-size 64 --lr 5e-4 --val-every 100
+# the paper's best model on the two grey datasets, class-conditional
+train fashion_diagonal_bilstm --arch diagonal_bilstm --dataset fashion \
+    --init-from checkpoints/fashion_diagonal_bilstm.pt --classes 10 --batch-size 64 --lr 5e-4 \
+    --val-every 500 --max-val-images 1000
+train mnist_diagonal_bilstm --arch diagonal_bilstm --dataset mnist \
+    --init-from checkpoints/mnist_diagonal_bilstm.pt --classes 10 --batch-size 32 --lr 3e-4 \
+    --val-every 200
+wait
+# one log for all runs; the curves stay behind (8 files at most come back)
+for f in /tmp/gpu_runs/*.log; do echo "== $f"; tr '\r' '\n' < "$f" | grep -v '%|' | tail -n 40; done \
+    > "$OUT/train.log"
+rm -f "$OUT"/*_curve.png
+ls -la "$OUT"
