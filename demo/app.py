@@ -52,10 +52,15 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 SPEEDS: dict[str, float] = {"Slow": 20, "Medium": 80, "Fast": 300, "Max": 0}
 """Animation speed -> pixels per second (0: as fast as the sampler goes)."""
 MAX_FPS = 15                        # frames per second to one viewer, at most
-MIN_FPS = 2                         # ... and at least, however many watch
-FRAME_CPU = float(os.environ.get("PIXELNET_FRAME_CPU", "0.4"))
-"""Cores the server spends on frames (rendering, PNG encoding, writing them), shared by
-everyone watching: each viewer's frame rate follows from the measured cost of a frame."""
+MIN_FPS = 1                         # ... and at least, however many watch
+FRAME_CPU = float(os.environ.get("PIXELNET_FRAME_CPU", "0.3"))
+"""Cores the server spends on frame updates, shared by everyone watching: each viewer's
+frame rate follows from the measured cost of an update. Every core-second spent on frames
+is also a second the samplers wait for Python's GIL (measured: a batch of 16 took 0.5 s
+alone and 2.9 s beside 8 threads busy 10% of the time), so this is kept small."""
+UPDATE_S = 0.008
+"""Seconds of CPU Gradio spends on one streamed update besides our rendering and encoding
+(postprocessing, the message, the file; measured: 13.5 ms per update in all, 5 of them ours)."""
 CHART_EVERY_ABOVE = 4               # more viewers than this: the softmax chart on every 3rd frame
 PRESETS = {"Blank": "blank", "Seed pixel": "single_pixel", "Keep top half": "top_half",
            "Random example": "top_half"}
@@ -307,7 +312,7 @@ class Viewers:
 
     def __init__(self, cost: float = 0.01):
         self.n, self._lock = 0, threading.Lock()
-        self.cost = cost                  # seconds of CPU per frame
+        self.cost = cost                  # seconds of CPU per frame we render and encode
         self._frames, self._seconds = 0, 0.0
 
     def spent(self, seconds: float, frames: int = 0) -> None:
@@ -330,7 +335,7 @@ class Viewers:
                 self.n -= 1
 
     def fps(self) -> float:
-        return min(MAX_FPS, max(MIN_FPS, FRAME_CPU / (max(1, self.n) * self.cost)))
+        return min(MAX_FPS, max(MIN_FPS, FRAME_CPU / (max(1, self.n) * (self.cost + UPDATE_S))))
 
     def chart_every(self) -> int:
         """Frames per softmax chart (the chart costs about three frames to draw)."""
