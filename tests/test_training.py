@@ -266,3 +266,51 @@ def test_dataset_nll_restores_train_mode_after_a_failure():
     assert model.training
     evaluate.dataset_nll(model, torch.zeros(2, 1, 28, 28, dtype=torch.long))
     assert model.training
+
+
+def test_class_conditional_training_evaluation_and_publishing(tmp_path):
+    """--init-from an unconditional model plus --classes: it starts as that model (class
+    vectors at zero), trains on labels with some dropped, records class_names, logs the NLL
+    given the class; evaluate and publish measure both NLLs and draw one row per class."""
+    train.main(TINY + paths(tmp_path, "src") + ["--max-steps", "4"])
+    src = tmp_path / "src" / "m.pt"
+    args = TINY[:4] + TINY[10:] + paths(tmp_path, "cond") + [
+        "--init-from", str(src), "--classes", "10", "--max-steps", "6", "--val-every", "6",
+        "--warmup", "3"]
+    trainer = train.Trainer(*train.parse_args(args))
+    x = load_eval_set("mnist", "val")[:8]
+    with torch.no_grad():
+        torch.testing.assert_close(pixelnet.nll(trainer.model, x),
+                                   pixelnet.nll(pixelnet.load_checkpoint(src), x))
+    assert len(trainer.data.train_y) == len(trainer.data.train) == 64
+    trainer.fit()
+    trainer.close()
+    out = tmp_path / "cond" / "m.pt"
+    model = pixelnet.load_checkpoint(out)
+    assert model.cfg.classes == 10 and model.metadata["class_names"][7] == "7"
+    splits = [r["split"] for r in csv.DictReader(open(tmp_path / "cond" / "m_log.csv"))]
+    assert "val_given_class" in splits
+    # dropped labels: a fixed share, reproducible per step
+    y = torch.arange(10).repeat(100)
+    d = train.drop_labels(y, 0.2, 0, 5)
+    assert torch.equal(d, train.drop_labels(y, 0.2, 0, 5))
+    assert 0.1 < (d == pixelnet.NO_CLASS).float().mean() < 0.3
+    with pytest.raises(ValueError, match="mnist has 10 classes"):
+        train.main(TINY + paths(tmp_path, "bad") + ["--classes", "3"])
+    # evaluate: both NLLs; publish: both in the manifest, a row of samples per class
+    r = evaluate.evaluate(out, limit=16)
+    labels = pixelnet.data.load_labels("mnist", "test")[:16]
+    with torch.no_grad():
+        want = pixelnet.nll(model, load_eval_set("mnist", "test")[:16], labels).mean().item()
+    assert r["nats_given_class"] == pytest.approx(want, rel=1e-5)
+    folder = tmp_path / "pub"
+    folder.mkdir()
+    (folder / "mnist_pixelcnn.pt").write_bytes(out.read_bytes())
+    (e,) = publish.main(["--dir", str(folder), "--samples", "40", "--limit", "16"])
+    assert e["test_nll_given_class"] == pytest.approx(want, rel=1e-5)
+    assert e["class_names"] == [str(k) for k in range(10)]
+    rec = e["recognisable"]
+    assert 0 <= rec["conditional_accuracy"] <= 1 and 0 <= rec["free_confident"] <= 1
+    from PIL import Image
+    grid = Image.open(folder / "mnist_pixelcnn_samples.png")
+    assert grid.size[1] > grid.size[0]                       # 10 rows of 4

@@ -3,7 +3,9 @@
     python training/evaluate.py checkpoints/mnist_diagonal_bilstm.pt [--split test] [--limit N]
 
 The images are the checkpoint's dataset, from the source it was trained on, as the models see
-them (``pixelnet.data.load_eval_set``: MNIST binarized once with a fixed seed).
+them (``pixelnet.data.load_eval_set``: MNIST binarized once with a fixed seed). A
+class-conditional checkpoint is measured twice: unconditionally (``y=None``, the "no class"
+entry) and given each image's true class.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 import pixelnet
-from pixelnet.data import DATASETS, SPLITS, describe_split, load_eval_set
+from pixelnet.data import DATASETS, SPLITS, describe_split, load_eval_set, load_labels
 
 
 @torch.no_grad()
@@ -40,7 +42,9 @@ def dataset_nll(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 64,
 def evaluate(path: str | Path, split: str = "test", limit: int | None = None,
              batch_size: int = 64, root: str | None = None, progress: bool = False) -> dict:
     """Evaluate the checkpoint at ``path`` on ``split`` of its dataset; returns a dict with
-    ``nats``, ``bits_per_dim``, ``stderr_nats``, ``images`` and ``split`` (a description)."""
+    ``nats``, ``bits_per_dim``, ``stderr_nats``, ``images`` and ``split`` (a description),
+    and for a class-conditional model ``nats_given_class`` and ``bits_per_dim_given_class``
+    (else None)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if limit is not None and limit < 1:
@@ -55,7 +59,14 @@ def evaluate(path: str | Path, split: str = "test", limit: int | None = None,
     device = "cuda" if torch.cuda.is_available() else "cpu"
     nats = dataset_nll(model.to(device), x, batch_size, device, progress)
     mean = nats.mean().item()
-    return dict(nats=mean, bits_per_dim=pixelnet.bits_per_dim(mean, DATASETS[name].dims),
+    given = None
+    if model.cfg.classes:
+        y = load_labels(name, split, root, source)[:limit]
+        given = dataset_nll(model, x, batch_size, device, progress, y=y).mean().item()
+    dims = DATASETS[name].dims
+    return dict(nats=mean, bits_per_dim=pixelnet.bits_per_dim(mean, dims),
+                nats_given_class=given,
+                bits_per_dim_given_class=None if given is None else pixelnet.bits_per_dim(given, dims),
                 stderr_nats=(nats.std().item() / math.sqrt(len(nats))) if len(nats) > 1 else 0.0,
                 images=len(nats), split=split,
                 split_description=describe_split(name, split, root, source)
@@ -76,6 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
     r = evaluate(a.checkpoint, a.split, a.limit, a.batch_size, a.data_root, progress=True)
     print(f"{a.checkpoint}: {r['split']} NLL {r['nats']:.3f} ± {r['stderr_nats']:.3f} nats/image, "
           f"{r['bits_per_dim']:.4f} bits/dim\n  on {r['split_description']}")
+    if r["nats_given_class"] is not None:
+        print(f"  given each image's class: {r['nats_given_class']:.3f} nats/image, "
+              f"{r['bits_per_dim_given_class']:.4f} bits/dim")
     return r
 
 
