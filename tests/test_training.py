@@ -288,6 +288,7 @@ def test_class_conditional_training_evaluation_and_publishing(tmp_path):
     out = tmp_path / "cond" / "m.pt"
     model = pixelnet.load_checkpoint(out)
     assert model.cfg.classes == 10 and model.metadata["class_names"][7] == "7"
+    assert model.metadata["val_nll_given_class"] < float("inf")
     splits = [r["split"] for r in csv.DictReader(open(tmp_path / "cond" / "m_log.csv"))]
     assert "val_given_class" in splits
     # dropped labels: a fixed share, reproducible per step

@@ -460,7 +460,8 @@ class Trainer:
                                      state["log"], state["hardware"])
         elif source is not None and Path(self.cfg.init_from).resolve() == self.out.resolve():
             # continuing a published model in place: replace it only by a better one
-            self.progress.best_val = source.metadata.get("val_nll", float("inf"))
+            key = "val_nll_given_class" if self.cfg.classes else "val_nll"
+            self.progress.best_val = source.metadata.get(key) or float("inf")
         self.progress.hardware = list(dict.fromkeys(
             [*self.progress.hardware, hardware(self.device, self.world)]))
         self.net = DistributedDataParallel(self.model) if self.world > 1 else self.model
@@ -505,12 +506,13 @@ class Trainer:
                   out.with_name(out.stem + "_curve.png"), self.cfg.dataset)
         self.last_save = time.monotonic()
 
-    def publish(self, val: float) -> None:
+    def publish(self, val: float, given: float | None = None) -> None:
         """Save the validated model as the run's checkpoint, with its metadata."""
         cfg, p = self.cfg, self.progress
         extra = dict(init_from=cfg.init_from) if cfg.init_from else {}
         if cfg.classes:
-            extra.update(class_names=class_names(cfg.dataset), label_drop=cfg.label_drop)
+            extra.update(class_names=class_names(cfg.dataset), label_drop=cfg.label_drop,
+                         val_nll_given_class=given)
         pixelnet.save_checkpoint(
             self.eval_model, self.out, dataset=cfg.dataset, data_source=cfg.data_source,
             train_images=len(self.data.train), train_split=self.data.splits["train"],
@@ -521,18 +523,21 @@ class Trainer:
 
     def validate_and_save(self, bar: tqdm) -> None:
         """Validate (all processes), publish an improvement and save the resume state."""
-        # the unconditional NLL selects the checkpoint; a class-conditional model logs the
-        # NLL given the true labels too
+        # the NLL selects the checkpoint: for a class-conditional model the NLL given the
+        # true classes (its purpose; the unconditional one is logged and published beside it)
         val = validate(self.eval_model, self.data.val, self.rank, self.world, self.device)
         self.log("val", val)
+        given = None
         if self.data.val_y is not None:
-            self.log("val_given_class", validate(self.eval_model, self.data.val, self.rank,
-                                                 self.world, self.device, self.data.val_y))
-        improved = val < self.progress.best_val
-        self.progress.best_val = min(self.progress.best_val, val)
+            given = validate(self.eval_model, self.data.val, self.rank, self.world, self.device,
+                             self.data.val_y)
+            self.log("val_given_class", given)
+        score = val if given is None else given
+        improved = score < self.progress.best_val
+        self.progress.best_val = min(self.progress.best_val, score)
         if self.main:
             if improved:
-                self.publish(val)
+                self.publish(val, given)
             note = (f"saved {self.out}" if improved
                     else f"best {display(self.progress.best_val, self.cfg.dataset)}")
             bar.write(f"step {self.progress.step} (epoch "
