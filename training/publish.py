@@ -29,8 +29,8 @@ from training.recognise import classifier_path, load_classifier, recognisability
 
 REPO = Path(__file__).resolve().parents[1]
 
-TEST_KEYS = ("test_nll", "test_bits_per_dim", "test_split", "test_nll_given_class",
-             "test_bits_per_dim_given_class", "recognisable")
+TEST_KEYS = ("test_nll", "test_bits_per_dim", "test_split")
+GIVEN_KEYS = ("test_nll_given_class", "test_bits_per_dim_given_class")   # class-conditional
 # the project's targets (issue 4) and the paper's numbers (PAPER.md), for the README table
 TARGETS = {("mnist", "diagonal_bilstm"): "≤ 84 (paper: 79.20 on 60k digits)",
            ("mnist", "row_lstm"): "≤ 85",
@@ -63,17 +63,21 @@ def describe(path: Path, skip_eval: bool = False, samples: int = 64, seed: int =
     drawing its sample grid."""
     model = pixelnet.load_checkpoint(path)
     meta = model.metadata
-    if not (skip_eval and all(k in meta for k in TEST_KEYS)):
+    keys = TEST_KEYS + (GIVEN_KEYS if model.cfg.classes else ())
+    test = {}
+    if not (skip_eval and all(k in meta for k in keys)):
         r = evaluate(path, "test", limit=limit)
         test = dict(test_nll=r["nats"], test_bits_per_dim=r["bits_per_dim"],
-                    test_split=r["split_description"],
-                    test_nll_given_class=r["nats_given_class"],
-                    test_bits_per_dim_given_class=r["bits_per_dim_given_class"])
-        clf = classifier_path(meta["dataset"])
-        test["recognisable"] = recognisability(model, load_classifier(clf)) if clf.exists() else None
-        if any(meta.get(k) != v for k, v in test.items()):
-            meta.update(test)
-            pixelnet.save_checkpoint(model, path, **meta)
+                    test_split=r["split_description"])
+        if model.cfg.classes:
+            test.update(test_nll_given_class=r["nats_given_class"],
+                        test_bits_per_dim_given_class=r["bits_per_dim_given_class"])
+    clf = classifier_path(meta["dataset"])
+    if not (skip_eval and "recognisable" in meta) and clf.exists():
+        test["recognisable"] = recognisability(model, load_classifier(clf))
+    if any(meta.get(k) != v for k, v in test.items()):
+        meta.update(test)
+        pixelnet.save_checkpoint(model, path, **meta)
     entry = dict(
         file=path.name, dataset=meta.get("dataset"), arch=model.config["arch"],
         params=pixelnet.param_count(model), size_bytes=path.stat().st_size,
@@ -81,7 +85,7 @@ def describe(path: Path, skip_eval: bool = False, samples: int = 64, seed: int =
         train_split=meta.get("train_split"), epochs=meta.get("epochs"), steps=meta.get("step"),
         train_seconds=meta.get("train_seconds"), hardware=meta.get("hardware"),
         val_nll=meta.get("val_nll"), class_names=meta.get("class_names"),
-        **{k: meta.get(k) for k in TEST_KEYS})
+        **{k: meta.get(k) for k in TEST_KEYS + GIVEN_KEYS + ("recognisable",)})
     if samples:
         png = path.with_name(path.stem + "_samples.png")
         entry["sample_seconds"] = round(sample_grid(model, png, samples, seed), 1)
