@@ -349,7 +349,14 @@ def follow(jobs: list[batcher.Job], runs: list[Run], rate: float) -> Iterator[in
     """Reveal the jobs' sampled sub-pixels into their runs at ``rate`` pixels per second (0:
     as soon as they are sampled), from the moment sampling starts. Yields the frame number
     whenever a frame is due (at ``VIEWERS.fps()``) and something changed; returns once every
-    job is sampled and scored, its runs finished. Raises a batch's error."""
+    job is sampled and scored, its runs finished. A batch's error is the app's message."""
+    try:
+        yield from _follow(jobs, runs, rate)
+    except Exception as e:  # noqa: BLE001 - the user sees the app's message, not a traceback
+        raise fail(f"sampling failed ({type(e).__name__}: {e}); please try again") from e
+
+
+def _follow(jobs: list[batcher.Job], runs: list[Run], rate: float) -> Iterator[int]:
     C = runs[0].image.shape[0]
     shown = [0] * len(jobs)
     t0, last, frames = None, -math.inf, 0

@@ -130,6 +130,7 @@ class Job:
         while True:
             if self.cancelled.is_set():
                 raise RuntimeError("the run was stopped")
+            self.check()
             if self.scored():
                 break
             left = 1.0 if deadline is None else deadline - time.perf_counter()
@@ -250,7 +251,7 @@ class Sampler:
     def __init__(self, model: torch.nn.Module):
         self.model = model
         self.pending: list[Job] = []
-        self.batches: list[int] = []     # the size of every batch sampled (tests, benchmark)
+        self.batches: list[int] = []     # the sizes of the last 1000 batches (tests, benchmark)
         self.thread: threading.Thread | None = None
 
     def _work(self) -> None:
@@ -277,6 +278,7 @@ class Sampler:
                 for k, j in enumerate(jobs):
                     j.index, j.batch = k, batch
                 self.batches.append(len(jobs))
+                del self.batches[:-1000]                # a bounded record
                 _lock.notify_all()                      # viewers waiting for a start
             batch.run()
 

@@ -158,3 +158,25 @@ def test_frames_are_paced_by_the_animation_speed(monkeypatch):
     assert len(progress) >= 3                                       # frames along the way
     counts = [int(p.split()[1]) for p in progress]
     assert counts == sorted(counts) and counts[-1] <= 10
+
+
+def test_a_failing_batch_is_an_error_for_each_of_its_runs(monkeypatch):
+    real = pixelnet.sample_stream
+
+    def broken(*args, **kwargs):
+        for k, ev in enumerate(real(*args, **kwargs)):
+            if k == 5:
+                raise RuntimeError("out of memory")
+            yield ev
+
+    monkeypatch.setattr(batcher.pixelnet, "sample_stream", broken)
+    m = tiny_model("pixelcnn", height=28, width=28).eval()
+    m.metadata = {"dataset": "mnist", "untrained": True}
+    jobs = varied_jobs(m, 2)
+    batcher.submit(jobs)
+    for j in jobs:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            j.result(timeout=60)
+    monkeypatch.setattr(app, "get_model", lambda ds, arch: m)
+    with pytest.raises(app.gr.Error, match="sampling failed"):
+        list(app.generate(None, None, "mnist", "pixelcnn", 1.0, 0, "Max"))
