@@ -45,7 +45,7 @@ from demo import imaging as im  # noqa: E402
 from demo.components import (MAX_SEED, MAX_TEMPERATURE, fail, image_input,  # noqa: E402
                              parse_seed, parse_temperature, raw)
 from demo.registry import (ARCH_NAMES, DATASET_INFO, DATASETS, architectures, arch_key,  # noqa: E402
-                           dataset_key, describe, get_model, title, training)
+                           class_names, dataset_key, describe, get_model, title, training)
 from pixelnet.sampling import completion_inputs  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -65,8 +65,10 @@ CHART_EVERY_ABOVE = 4               # more viewers than this: the softmax chart 
 PRESETS = {"Blank": "blank", "Seed pixel": "single_pixel", "Keep top half": "top_half",
            "Random example": "top_half"}
 """Preset button -> ``pixelnet.sampling.completion_inputs`` preset (the mask it sets)."""
+ANY = "Any"
+"""The class control's "no class" choice (an unconditional sample)."""
 DEFAULTS = dict(dataset="MNIST digits", architecture=ARCH_NAMES[pixelnet.ARCHITECTURES[0]],
-                temperature=1.0, seed=0, speed="Fast")
+                temperature=1.0, seed=0, speed="Fast", label=ANY)
 CONCURRENCY = int(os.environ.get("PIXELNET_CONCURRENCY", "64"))
 """Runs streaming at once (their handlers mostly wait: the samplers do the work)."""
 QUEUE_SIZE = int(os.environ.get("PIXELNET_QUEUE", "128"))
@@ -205,6 +207,45 @@ def check_controls(dataset: str, architecture: str, temperature, seed, speed
     if not isinstance(speed, str) or speed not in SPEEDS:
         raise fail(f"unknown speed {speed!r}; choose one of {', '.join(SPEEDS)}")
     return ds, arch, temperature, seed, SPEEDS[speed]
+
+
+def parse_label(label, model: torch.nn.Module) -> int | None:
+    """The class index of ``label`` (a class name of ``model``), None for "Any" (or blank)."""
+    if label is None or label == "" or label == ANY:
+        return None
+    names = class_names(model)
+    if not names:
+        raise fail(f"{title(model)} has no classes here (its checkpoint is not "
+                   f"class-conditional); use label {ANY!r}")
+    if not isinstance(label, str) or label not in names:
+        raise fail(f"unknown label {label!r} for {title(model)}; choose one of {ANY}, "
+                   f"{', '.join(names)}")
+    return names.index(label)
+
+
+def label_choices(models: list[torch.nn.Module]) -> tuple[list[str], str]:
+    """The class control's choices for ``models`` ("Any", then every class name of the
+    class-conditional ones, in order) and its note."""
+    names: list[str] = []
+    for m in models:
+        names += [n for n in class_names(m) if n not in names]
+    if not names:
+        return [ANY], "This model has no classes (its checkpoint is not class-conditional)."
+    return [ANY, *names], "Any: no class. A class: the model draws that class."
+
+
+def label_control(dataset: str, architecture: str | None = None, label: str = ANY) -> dict:
+    """The class control for the chosen model (Generate) or, without ``architecture``, for
+    every architecture of the dataset (Compare); keeps ``label`` where still offered."""
+    try:
+        ds = dataset_key(dataset)
+        archs = [arch_key(architecture)] if architecture else architectures(ds)
+        models = [get_model(ds, a) for a in archs]
+    except ValueError:
+        models = []
+    choices, info = label_choices(models)
+    return gr.update(choices=choices, value=label if label in choices else ANY, info=info,
+                     interactive=len(choices) > 1)
 
 
 def load_model(dataset: str, arch: str) -> torch.nn.Module:
@@ -405,19 +446,21 @@ def start_inputs(canvas, mask_canvas, dataset, architecture, temperature, seed, 
 def generate(canvas: dict | None = None, mask: dict | None = None,
              dataset: str = DEFAULTS["dataset"], architecture: str = DEFAULTS["architecture"],
              temperature: float = DEFAULTS["temperature"], seed: float = DEFAULTS["seed"],
-             speed: str = DEFAULTS["speed"]) -> Iterator[tuple]:
+             speed: str = DEFAULTS["speed"], label: str = DEFAULTS["label"]) -> Iterator[tuple]:
     """Stream a generation: yields ``(frame, softmax chart, progress, result, entropy map,
-    run)`` as the raster scan moves; the last one holds the sample, its NLL and the map."""
+    run)`` as the raster scan moves; the last one holds the sample, its NLL and the map.
+    ``label``: "Any" or one of a class-conditional model's class names."""
     ds, arch, temperature, seed, rate, known, gen = start_inputs(
         canvas, mask, dataset, architecture, temperature, seed, speed)
     model = load_model(ds, arch)
+    y = parse_label(label, model)
     C, L = known.shape[0], model.cfg.levels
     run = Run.start(ds, arch, known, gen, temperature, L)
     status = describe(model)
     if not gen.any():
         gr.Warning("Nothing to generate: paint the mask canvas where pixels should be "
                    "generated (or pick a preset).")
-    job = batcher.Job(model, known, gen, temperature, seed)
+    job = batcher.Job(model, known, gen, temperature, seed, y)
     batcher.submit(job)
     t0 = time.perf_counter()
     try:
@@ -443,7 +486,8 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
     nats, ent = run.nll, run.entropy
     seconds = time.perf_counter() - t0
     result = (f"**NLL of this sample: {nats:.2f} nats** "
-              f"({pixelnet.bits_per_dim(nats, known.size):.3f} bits/dim) under {ARCH_NAMES[arch]}; "
+              f"({pixelnet.bits_per_dim(nats, known.size):.3f} bits/dim) under {ARCH_NAMES[arch]}"
+              f"{'' if y is None else f' given class {label}'}; "
               f"{int(gen.sum())} of {gen.size} pixels generated in {seconds:.1f} s. "
               f"Uncertainty map: entropy per pixel, 0 (black) to {ent.max():.2f} bits (yellow). "
               "Click any pixel to inspect it.")
@@ -454,7 +498,8 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
 
 def compare(canvas: dict | None = None, mask: dict | None = None,
             dataset: str = DEFAULTS["dataset"], temperature: float = DEFAULTS["temperature"],
-            seed: float = DEFAULTS["seed"], speed: str = DEFAULTS["speed"]) -> Iterator[tuple]:
+            seed: float = DEFAULTS["seed"], speed: str = DEFAULTS["speed"],
+            label: str = DEFAULTS["label"]) -> Iterator[tuple]:
     """The same canvas, mask and seed through every architecture, side by side: yields
     ``(frame, table)``; the table ends with each model's NLL and sampling time (that of the
     batch its run was sampled in, with other users' runs of the same model)."""
@@ -463,9 +508,10 @@ def compare(canvas: dict | None = None, mask: dict | None = None,
     ds, _, temperature, seed, rate, known, gen = start_inputs(
         canvas, mask, ds, archs[0], temperature, seed, speed)
     models = {a: load_model(ds, a) for a in archs}
+    ys = compare_labels(label, [models[a] for a in archs])
     L, C = models[archs[0]].cfg.levels, known.shape[0]
     runs = [Run.start(ds, a, known, gen, temperature, L) for a in archs]
-    jobs = [batcher.Job(models[a], known, gen, temperature, seed) for a in archs]
+    jobs = [batcher.Job(models[a], known, gen, temperature, seed, y) for a, y in zip(archs, ys)]
     labels = [ARCH_NAMES[a] for a in archs]
     batcher.submit(jobs)
     try:
@@ -481,15 +527,30 @@ def compare(canvas: dict | None = None, mask: dict | None = None,
         for job in jobs:
             if not job.scored():
                 job.cancel()          # Stop or a closed page
-    rows = ["| Architecture | NLL (nats) | bits/dim | sampling time (batch) | model |",
-            "|---|---|---|---|---|"]
-    for a, run, job in zip(archs, runs, jobs):
+    rows = ["| Architecture | class | NLL (nats) | bits/dim | sampling time (batch) | model |",
+            "|---|---|---|---|---|---|"]
+    for a, run, job, y in zip(archs, runs, jobs, ys):
         res = job.result()
-        rows.append(f"| {ARCH_NAMES[a]} | {run.nll:.2f} | "
+        cls = label if y is not None else (ANY if class_names(models[a]) or label == ANY
+                                           else f"{ANY} (no classes)")
+        rows.append(f"| {ARCH_NAMES[a]} | {cls} | {run.nll:.2f} | "
                     f"{pixelnet.bits_per_dim(run.nll, known.size):.3f} | {res['seconds']:.2f} s "
                     f"({res['batch_size']} run{'s' if res['batch_size'] > 1 else ''}) | "
                     f"{title(models[a])}: {training(models[a])} |")
     yield im.side_by_side([r.frame(None) for r in runs], labels), "\n".join(rows)
+
+
+def compare_labels(label, models: list[torch.nn.Module]) -> list[int | None]:
+    """Each model's class index for ``label`` in Compare: the class for the
+    class-conditional models, None (no class) for the others; the app's message when no
+    model knows the label."""
+    if label is None or label == "" or label == ANY:
+        return [None] * len(models)
+    if not any(isinstance(label, str) and label in class_names(m) for m in models):
+        choices = label_choices(models)[0]
+        raise fail(f"unknown label {label!r}; choose one of {', '.join(choices)}"
+                   + ("" if len(choices) > 1 else " (no model here is class-conditional)"))
+    return [parse_label(label, m) if class_names(m) else None for m in models]
 
 
 def stopped(progress: str | None) -> str:
@@ -617,6 +678,8 @@ def build_app() -> gr.Blocks:
                                                     step=0.05,
                                                     label="Temperature (0 = most likely value)"))
                         seed = raw(gr.Number(DEFAULTS["seed"], precision=0, label="Seed"))
+                        label = raw(gr.Dropdown([ANY], value=ANY, label="Class",
+                                                elem_id="label", interactive=False))
                     speed = raw(gr.Radio(list(SPEEDS), value=DEFAULTS["speed"],
                                          label="Animation speed (Slow 20, Medium 80, Fast 300 "
                                                "pixels/s; Max: as fast as it samples)"))
@@ -646,8 +709,11 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Compare"):
             gr.Markdown("The canvas, mask and seed of the Generate tab through **every "
                         "architecture** at once, with each one's NLL and sampling time.")
-            compare_btn = gr.Button("Compare all architectures", variant="primary",
-                                    elem_id="compare")
+            with gr.Row():
+                compare_label = raw(gr.Dropdown([ANY], value=ANY, label="Class",
+                                                elem_id="compare-label", interactive=False))
+                compare_btn = gr.Button("Compare all architectures", variant="primary",
+                                        elem_id="compare")
             compare_img = gr.Image(None, type="numpy", format="png", interactive=False,
                                    label="side by side", show_label=False,
                                    elem_classes="pixelated")
@@ -655,11 +721,12 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Explain"):
             explain_tab()
 
-        controls = [dataset, architecture, temperature, seed, speed]
+        controls = [dataset, architecture, temperature, seed, speed, label]
         gen_evt = go.click(generate, [canvas, mask_canvas, *controls],
                            [frame, chart, progress, result, entropy, run_state],
                            api_name="generate", concurrency_id="sampler")
-        cmp_evt = compare_btn.click(compare, [canvas, mask_canvas, dataset, temperature, seed, speed],
+        cmp_evt = compare_btn.click(compare, [canvas, mask_canvas, dataset, temperature, seed, speed,
+                                              compare_label],
                                     [compare_img, compare_table], api_name="compare",
                                     concurrency_id="sampler")
         stop.click(None, cancels=[gen_evt, cmp_evt]).then(
@@ -673,13 +740,24 @@ def build_app() -> gr.Blocks:
                           api_name="upload").success(**previewed)
         canvas.input(sync_mask, [canvas, mask_canvas, dataset], mask_canvas,
                       api_visibility="private", trigger_mode="always_last")
-        dataset.input(change_dataset, [dataset, architecture],
-                      [canvas, mask_canvas, architecture, status, chart],
-                      api_visibility="private").success(**previewed)
+        ds_evt = dataset.input(change_dataset, [dataset, architecture],
+                               [canvas, mask_canvas, architecture, status, chart],
+                               api_visibility="private")
+        ds_evt.success(**previewed)
+        labelled = dict(fn=label_control, inputs=[dataset, architecture, label], outputs=label,
+                        api_visibility="private")
+        compare_labelled = dict(fn=lambda d, lb: label_control(d, None, lb),
+                                inputs=[dataset, compare_label], outputs=compare_label,
+                                api_visibility="private")
+        ds_evt.success(**labelled)
+        ds_evt.success(**compare_labelled)
         architecture.input(model_status, [dataset, architecture], status, api_visibility="private")
+        architecture.input(**labelled)
         frame.select(inspect_click, run_state, [inspect_chart, inspect_text],
                      api_visibility="private")
         demo.load(model_status, [dataset, architecture], status, api_visibility="private")
+        demo.load(**labelled)
+        demo.load(**compare_labelled)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 

@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 import pixelnet  # noqa: E402
 from demo import imaging  # noqa: E402
 from demo import batcher  # noqa: E402
-from demo.registry import ARCH_NAMES as LABELS, DATASETS, architectures, is_untrained, single_scale  # noqa: E402
+from demo.registry import ARCH_NAMES as LABELS, DATASETS, architectures, class_names, is_untrained, single_scale  # noqa: E402
 from pixelnet import explain as ex  # noqa: E402
 
 DATASET_CHOICES = list(DATASETS.items())          # (display name, key) for the dropdowns
@@ -55,6 +55,7 @@ FUTURE_HATCH = (92, 95, 104)
 UNSEEN = (246, 190, 190)
 TARGET = (230, 20, 20)
 DECADES = 6.0
+BAR = "█"                   # one tenth of a class's probability in the classification table
 
 GetModel = Callable[[str, str], pixelnet.PixelModel]
 
@@ -603,6 +604,48 @@ class ExplainViews:
                  for name, _, maps in scored for a in models]
         return render_likelihoods(scored, levels, notes), table
 
+    def posteriors(self, dataset: str, x: torch.Tensor
+                   ) -> dict[str, tuple[list[str], np.ndarray] | None]:
+        """p(class | image) for images ``x`` ``(B, C, H, W)`` under each architecture:
+        ``{arch: (class names, (B, K) probabilities)}``, None for an unconditional model."""
+        out = {}
+        for a in architectures(dataset):
+            m = self.get_model(dataset, a)
+            names = class_names(m)
+            if not names:
+                out[a] = None
+                continue
+            with torch.no_grad():
+                out[a] = names, pixelnet.class_posterior(m, x).numpy()
+        return out
+
+    def classify(self, dataset: str, rows: list[tuple[str, torch.Tensor]], top: int = 3) -> str:
+        """Markdown: which class each class-conditional model thinks each ``(name, (C, H, W)
+        image)`` is (its ``top`` classes), or a note that none of the models has classes."""
+        post = self.posteriors(dataset, torch.stack([x for _, x in rows]))
+        head = ("**Which class does the model think this is?** Bayes' rule over the "
+                "class-conditional likelihoods: p(class | image) ∝ p(image | class), a uniform "
+                "prior over classes. The generative model used as a classifier.")
+        plain = [LABELS.get(a, a) for a, p in post.items() if p is None]
+        if len(plain) == len(post):
+            shown = {k: name for name, k in DATASET_CHOICES}.get(dataset, dataset)
+            return (f"{head}\n\nNo {shown} model here is class-conditional (trained with "
+                    "classes), so none of them can classify this image.")
+        lines = [head, "", "| image | architecture | " + " | ".join(
+                 f"{k + 1}." for k in range(top)) + " |", "|---" * (top + 2) + "|"]
+        for r, (name, _) in enumerate(rows):
+            for a, p in post.items():
+                if p is None:
+                    continue
+                names, probs = p[0], p[1][r]
+                best = np.argsort(-probs)[:top]
+                cells = [f"{'**' + names[k] + '**' if n == 0 else names[k]} {probs[k]:.0%} "
+                         f"{BAR * max(1, round(10 * float(probs[k])))}" for n, k in enumerate(best)]
+                lines.append(f"| {name} | {LABELS.get(a, a)} | " + " | ".join(cells) + " |")
+        if plain:
+            lines.append(f"\n{', '.join(plain)}: no classes in this checkpoint.")
+        return "\n".join(lines)
+
     def preset(self, dataset: str) -> tuple[Image.Image, list[list]]:
         cfg = self.shape(dataset)
         return self.score(dataset, preset_images(dataset, cfg.channels, cfg.levels,
@@ -785,16 +828,24 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
                                               "distribution, blank")
                     lk_img = gr.Image(type="pil", format="png", interactive=False,
                                       show_label=False)
+            lk_classes = gr.Markdown("", elem_id="lk-classes")
             lk_table = gr.Dataframe(headers=["image", "architecture", "NLL (nats)", "bits/dim"],
                                     interactive=False)
 
             @friendly
             def lk_score_fn(dataset, value):
-                return views.score(dataset, [("your image", canvas_levels(dataset, value))])
+                rows = [("your image", canvas_levels(dataset, value))]
+                return (*views.score(dataset, rows), views.classify(dataset, rows))
+
+            @friendly
+            def lk_preset_fn(dataset):
+                cfg = views.shape(dataset)
+                rows = preset_images(dataset, cfg.channels, cfg.levels, cfg.height, cfg.width)
+                return (*views.score(dataset, rows), views.classify(dataset, rows))
 
             lk_data.input(canvas_value, lk_data, lk_canvas)
-            lk_score.click(lk_score_fn, [lk_data, lk_canvas], [lk_img, lk_table])
-            lk_preset.click(friendly(views.preset), lk_data, [lk_img, lk_table])
+            lk_score.click(lk_score_fn, [lk_data, lk_canvas], [lk_img, lk_table, lk_classes])
+            lk_preset.click(lk_preset_fn, lk_data, [lk_img, lk_table, lk_classes])
 
         with gr.Tab("Export GIF"):
             gr.Markdown("Generate an image and download the generation as an animated GIF, "

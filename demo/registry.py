@@ -21,6 +21,7 @@ import torch
 
 import pixelnet
 from pixelnet.data import DATASETS as DATASET_INFO  # (channels, levels, size)
+from pixelnet.data import class_names as dataset_class_names
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,6 +132,23 @@ def _load(path: Path, ds: str, arch: str) -> torch.nn.Module | ValueError:
         return ValueError(f"{name} holds a {model.arch} model for {got}, not a {arch} model "
                           f"for {ds} {shape}. Replace or delete the file.")
     return model
+
+
+def class_names(model: torch.nn.Module) -> list[str]:
+    """The names of a class-conditional model's K classes (its checkpoint's ``class_names``;
+    without them the dataset's own, or "class k"), ``[]`` for an unconditional model."""
+    K = getattr(model.cfg, "classes", 0)
+    if not K:
+        return []
+    meta = getattr(model, "metadata", {})
+    names = meta.get("class_names")
+    if isinstance(names, (list, tuple)) and len(names) == K and all(isinstance(n, str) for n in names):
+        return list(names)
+    try:
+        names = dataset_class_names(str(meta.get("dataset")))
+    except ValueError:
+        names = []
+    return names if len(names) == K else [f"class {k}" for k in range(K)]
 
 
 def is_untrained(model: torch.nn.Module) -> bool:

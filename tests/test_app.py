@@ -367,6 +367,87 @@ def test_compare_runs_every_architecture(tiny_models):
         assert f"| {registry.ARCH_NAMES[a]} |" in table
 
 
+# ----------------------------------------------------------------------------- classes
+
+MNIST_NAMES = [str(d) for d in range(10)]
+
+
+def conditional(dataset: str, arch: str) -> torch.nn.Module:
+    """A tiny class-conditional model of the dataset's shape, its class vectors non-zero
+    (they start at zero: every class would draw the same image)."""
+    ds = registry.dataset_key(dataset)
+    torch.manual_seed(1)
+    model = pixelnet.build_model(arch, **registry.DATASET_INFO[ds].model_shape(), **TINY,
+                                 classes=10).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Embedding):
+                m.weight.normal_(0, 3)
+    return model
+
+
+@pytest.fixture
+def class_checkpoints(tmp_path, monkeypatch):
+    """checkpoints/ in a tmp folder: a class-conditional MNIST PixelCNN, the other
+    single-scale MNIST architectures unconditional (all tiny)."""
+    monkeypatch.setattr(registry, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(registry, "_cache", {})
+    monkeypatch.setattr(app, "get_model", registry.get_model)
+    pixelnet.save_checkpoint(conditional("mnist", "pixelcnn"), tmp_path / "mnist_pixelcnn.pt",
+                             dataset="mnist", class_names=MNIST_NAMES)
+    for a in registry.architectures("mnist"):
+        if a != "pixelcnn":
+            pixelnet.save_checkpoint(tiny("mnist", a), tmp_path / f"mnist_{a}.pt", dataset="mnist")
+    return tmp_path
+
+
+def test_label_reaches_the_sampler(class_checkpoints):
+    canvas, mask = app.apply_preset("Blank", "mnist")
+    model = registry.get_model("mnist", "pixelcnn")
+
+    def sample(label):
+        return run_all(app.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 4, "Max",
+                                    label))[-1][-1]
+
+    def alone(y):
+        job = app.batcher.Job(model, app.blank("mnist"), np.ones((28, 28), bool), 1.0, 4, y)
+        app.batcher.submit(job)
+        return job.result(timeout=60)["image"]
+
+    three, seven, any_ = sample("3"), sample("7"), sample("Any")
+    assert (three.image != seven.image).any()             # same seed, another class
+    assert (three.image == alone(3)).all() and (seven.image == alone(7)).all()
+    assert (any_.image == alone(None)).all()              # "Any" is y=None
+    assert (sample(None).image == any_.image).all()
+    done = run_all(app.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 4, "Max", "3"))[-1]
+    assert "given class 3" in done[3]
+
+
+def test_bad_label_is_the_apps_message(class_checkpoints):
+    with pytest.raises(gr.Error, match="unknown label 'cat'.*Any, 0, 1"):
+        run_all(app.generate(None, None, "mnist", "PixelCNN", 1.0, 0, "Max", "cat"))
+    with pytest.raises(gr.Error, match="not class-conditional"):
+        run_all(app.generate(None, None, "mnist", "Row LSTM", 1.0, 0, "Max", "3"))
+    with pytest.raises(gr.Error, match="unknown label 'cat'"):
+        run_all(app.compare(None, None, "mnist", 1.0, 0, "Max", "cat"))
+
+
+def test_class_control_follows_the_model(class_checkpoints):
+    ctl = app.label_control("MNIST digits", "PixelCNN", "7")
+    assert ctl["choices"][0] == "Any" and [c for c in ctl["choices"][1:]] == MNIST_NAMES
+    assert ctl["value"] == "7" and ctl["interactive"]
+    ctl = app.label_control("MNIST digits", "Row LSTM", "7")
+    assert ctl["choices"] == ["Any"] and ctl["value"] == "Any" and not ctl["interactive"]
+    assert "not class-conditional" in ctl["info"]
+    assert app.label_control("mnist", None, "2")["choices"] == ["Any", *MNIST_NAMES]
+
+
+def test_compare_with_a_label(class_checkpoints):
+    outs = run_all(app.compare(None, None, "mnist", 1.0, 0, "Max", "5"))
+    table = outs[-1][1]
+    assert "| PixelCNN | 5 |" in table and "| Row LSTM | Any (no classes) |" in table
+
+
 def test_stop_message():
     assert app.stopped("Pixel 3 of 784").startswith("⏹ Stopped. Pixel 3")
     assert app.stopped("Done. PixelCNN") == "Done. PixelCNN"

@@ -259,6 +259,42 @@ def test_score_a_drawn_picture():
     assert table[0][3] == pytest.approx(table[0][2] / (64 * np.log(2)), abs=1e-3)
 
 
+def test_likelihood_classifies_with_class_conditional_models():
+    """Bayes' rule over the class likelihoods: a distribution over the checkpoint's class
+    names for a conditional model; a note for unconditional ones."""
+    names = [f"kind {k}" for k in range(4)]
+
+    def factory(dataset, arch):
+        m = tiny_factory(dataset, arch)
+        if arch != "pixelcnn":
+            return m
+        torch.manual_seed(2)
+        c = tiny_model(arch, channels=1, levels=2, height=8, width=8, classes=4).eval()
+        with torch.no_grad():
+            for mod in c.modules():
+                if isinstance(mod, torch.nn.Embedding):
+                    mod.weight.normal_(0, 2)
+        c.metadata = {"class_names": names}
+        return c
+
+    views = et.ExplainViews(factory)
+    x = torch.randint(0, 2, (2, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    post = views.posteriors("mnist", x)
+    assert set(post) == set(architectures("mnist"))
+    got_names, probs = post["pixelcnn"]
+    assert got_names == names and probs.shape == (2, 4)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-6)
+    assert probs.std() > 1e-3                        # the class vectors make a difference
+    assert all(post[a] is None for a in post if a != "pixelcnn")
+    text = views.classify("mnist", [("a", x[0]), ("b", x[1])])
+    best = names[int(probs[0].argmax())]
+    assert "Bayes' rule" in text and f"| a | {et.LABELS['pixelcnn']} | **{best}** " in text
+    assert "no classes in this checkpoint" in text
+    plain = et.ExplainViews(tiny_factory).classify("mnist", [("a", x[0])])
+    assert "No MNIST digits model here is class-conditional" in plain
+    assert f"| {et.LABELS['pixelcnn']} |" not in plain
+
+
 def test_untrained_models_are_flagged():
     def factory(dataset, arch):
         m = tiny_factory(dataset, arch)
