@@ -579,16 +579,21 @@ def change_dataset(dataset: str, architecture: str):
 
 # ----------------------------------------------------------------------------- the UI
 
+EDITOR_H, FRAME_H, CHART_H = 300, 300, 190
+"""Pixel heights of the editors, the sample and its softmax chart: at 1280x800 the canvas,
+the sample, the chart and Generate fit the first screen, before and during a run; fixed, so
+that nothing moves when a run starts or the chart changes."""
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; }
 #progress { min-height: 2.5em; }
+#intro h2 { margin: 0 0 0.2em 0; }
+#intro p { margin: 0; }
 """
-INTRO = """# PixelNet: watch a PixelRNN draw
-Draw on the left canvas, paint the **mask** (red = *regenerate here*, the rest is kept), pick a
-model and press **Generate**: the network fills the masked pixels in raster order, one
-(sub-)pixel at a time, each drawn from the softmax shown on the right.
-Click any pixel of the result to see the distribution the model had there. Paper:
-*Pixel Recurrent Neural Networks*, van den Oord et al., ICML 2016."""
+INTRO = """## PixelNet: watch a PixelRNN draw
+Draw on the canvas, paint the **mask** (red = *generate here*, the rest is kept) and press
+**Generate**: the model fills the red pixels in raster order, one (sub-)pixel at a time, each
+drawn from the softmax shown under the sample. Click a pixel of the sample to inspect it.
+Paper: *Pixel Recurrent Neural Networks*, van den Oord et al., ICML 2016."""
 
 
 def cache_images_atomically() -> None:
@@ -644,7 +649,7 @@ def build_app() -> gr.Blocks:
                           color_mode="defaults")
     with gr.Blocks(title="PixelNet", delete_cache=CACHE_CLEANUP) as demo:
         run_state = gr.State(None)
-        gr.Markdown(INTRO)
+        gr.Markdown(INTRO, elem_id="intro")
         with gr.Tab("Generate"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=1, min_width=300):
@@ -653,7 +658,7 @@ def build_app() -> gr.Blocks:
                         type="pil", image_mode="RGBA", sources=[], format="png",
                         brush=gray_brush, eraser=gr.Eraser(default_size=12),
                         canvas_size=size, layers=False, transforms=[],
-                        elem_id="canvas", elem_classes="pixelated", height=380)
+                        elem_id="canvas", elem_classes="pixelated", height=EDITOR_H)
                     with gr.Row():
                         preset_btns = {p: gr.Button(p, size="sm", elem_id=f"preset-{k}")
                                        for k, p in enumerate(PRESETS)}
@@ -666,7 +671,8 @@ def build_app() -> gr.Blocks:
                         brush=gr.Brush(colors=[("#ff2828", 0.55)], default_size=14,
                                        color_mode="fixed"),
                         eraser=gr.Eraser(default_size=14), canvas_size=size, layers=False,
-                        transforms=[], elem_id="mask", elem_classes="pixelated", height=380)
+                        transforms=[], elem_id="mask", elem_classes="pixelated",
+                        height=EDITOR_H)
                     with gr.Row():
                         dataset = raw(gr.Dropdown(list(DATASETS), value=ds0, label="Dataset",
                                                   elem_id="dataset"))
@@ -688,15 +694,18 @@ def build_app() -> gr.Blocks:
                     frame = gr.Image(preview(canvas0, mask0, ds0),
                                      label="Sample", type="numpy",
                                      format="png", interactive=False, elem_id="frame",
-                                     elem_classes="pixelated", height=380)
+                                     elem_classes="pixelated", height=FRAME_H)
                     with gr.Row():
                         go = gr.Button("Generate", variant="primary", elem_id="generate")
                         stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                    chart = gr.Image(im.bar_chart([None] * C0, [None] * C0, L0), type="pil",
+                                     format="png", show_label=False, interactive=False,
+                                     elem_id="chart", label="softmax of the current pixel",
+                                     height=CHART_H, buttons=[],
+                                     alt_text="bar chart: the model's softmax for the current "
+                                              "pixel, the sampled value in red")
                     progress = gr.Markdown("", elem_id="progress", label="progress")
             with gr.Row(equal_height=False):
-                chart = gr.Image(im.bar_chart([None] * C0, [None] * C0, L0), type="pil",
-                                 format="png", show_label=False, interactive=False,
-                                 elem_id="chart", scale=2, label="softmax")
                 entropy = gr.Image(None, type="numpy", format="png", interactive=False,
                                    label="Uncertainty (entropy)", elem_classes="pixelated",
                                    elem_id="entropy", height=300, scale=1)

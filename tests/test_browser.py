@@ -169,3 +169,55 @@ def test_draw_generate_inspect(page, tmp_path):
     pg.screenshot(path=path, full_page=True)
     print(f"\nbrowser: 28x28 half-image generation took {seconds:.1f} s; screenshot {path}")
     assert os.path.getsize(path) > 10_000
+
+
+FIRST_SCREEN = ("#canvas", "#frame", "#chart", "#generate")
+"""What a projector's first screen (1280x800, no scrolling) must hold, before and during a run."""
+
+
+def boxes(pg, selectors) -> dict[str, dict]:
+    return {s: pg.locator(s).first.bounding_box() for s in selectors}
+
+
+def js_click(pg, selector: str) -> None:
+    """Click without Playwright's scrolling the element into view (a user's click does not
+    scroll either): the page must not move by itself."""
+    pg.evaluate("s => document.querySelector(s).click()", selector)
+
+
+@pytest.fixture
+def projector(page, url):
+    """A 1280x800 page of its own (the projector of a classroom)."""
+    pg = page.context.browser.new_page(viewport={"width": 1280, "height": 800})
+    pg.goto(url)
+    pg.wait_for_selector("#canvas canvas", timeout=60_000)
+    yield pg
+    pg.close()
+
+
+def test_first_screen_at_1280x800_before_and_during_a_run(projector, tmp_path):
+    pg = projector
+
+    def check(when: str) -> dict:
+        got = boxes(pg, FIRST_SCREEN)
+        for sel, b in got.items():
+            assert b is not None, f"{sel} is not shown {when}"
+            assert b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["width"] <= 1280 and \
+                b["y"] + b["height"] <= 800, f"{sel} {b} is not within 1280x800 {when}"
+        assert pg.evaluate("window.scrollY") == 0, f"the page scrolled {when}"
+        return got
+
+    before = check("before a run")
+    js_click(pg, "input[value='Slow']")
+    js_click(pg, "#generate")
+    pg.wait_for_function("document.querySelector('#progress').innerText.startsWith('Pixel')",
+                         timeout=60_000)
+    time.sleep(1)
+    pg.wait_for_function("[...document.querySelectorAll('#chart img')].some(i => i.complete && "
+                         "i.naturalWidth > 0)", timeout=30_000)
+    during = check("during a run")
+    assert during == before, "the first screen moved when the run started"
+    path = os.environ.get("PIXELNET_SCREENSHOT_1280") or str(tmp_path / "first_screen.png")
+    pg.screenshot(path=path)
+    print(f"\nfirst screen mid-run: {path}")
+    js_click(pg, "#stop")
