@@ -1,5 +1,5 @@
 """Bring trained checkpoints home: copy each ``{dataset}_{arch}.pt`` of a folder (with its
-``_log.csv``) over the published one in ``checkpoints/`` when it is better.
+``_log.csv`` and ``_curve.png``) over the published one in ``checkpoints/`` when it is better.
 
     python tools/gpu_collect.py /tmp/gpu [--dry-run]
     python training/publish.py          # then: test NLL, manifest, README table, grids
@@ -56,9 +56,10 @@ def main(argv: list[str] | None = None) -> None:
         if keep and not a.dry_run:
             shutil.copyfile(path, target)
             target.chmod(0o644)
-            log = path.with_name(path.stem + "_log.csv")
-            if log.exists():
-                shutil.copyfile(log, target.with_name(log.name))
+            for extra in ("_log.csv", "_curve.png"):
+                src = path.with_name(path.stem + extra)
+                if src.exists():
+                    shutil.copyfile(src, target.with_name(src.name))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""tools/gpu_collect.py: which trained checkpoint replaces a published one."""
+import torch
+
+import pixelnet
+from tools import gpu_collect
+
+
+def test_better_rules():
+    better = gpu_collect.better
+    assert better({"val_nll": 80.0}, None, 0.01)[0]
+    assert better({"val_nll": 80.0}, {"val_nll": 81.0}, 0.01)[0]
+    assert not better({"val_nll": 82.0}, {"val_nll": 81.0}, 0.01)[0]
+    assert not better({}, {"val_nll": 81.0}, 0.01)[0]
+    # a class-conditional model may replace an unconditional one it matches within tolerance
+    cond = {"val_nll": 81.5, "class_names": ["a", "b"]}
+    assert better(cond, {"val_nll": 81.0}, 0.01)[0]
+    assert not better(cond, {"val_nll": 81.0}, 0.001)[0]
+    assert not better(cond, {"val_nll": 81.0, "class_names": ["a", "b"]}, 0.01)[0]
+
+
+def test_collect_copies_only_better_checkpoints(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    m = pixelnet.build_model("pixelcnn", layers=1, h=4, out_h=8)
+    home, new = tmp_path / "checkpoints", tmp_path / "new"
+    home.mkdir(), new.mkdir()
+    pixelnet.save_checkpoint(m, home / "mnist_pixelcnn.pt", dataset="mnist", val_nll=90.0)
+    pixelnet.save_checkpoint(m, home / "mnist_row_lstm.pt", dataset="mnist", val_nll=80.0)
+    pixelnet.save_checkpoint(m, new / "mnist_pixelcnn.pt", dataset="mnist", val_nll=85.0)
+    pixelnet.save_checkpoint(m, new / "mnist_row_lstm.pt", dataset="mnist", val_nll=85.0)
+    (new / "mnist_pixelcnn_log.csv").write_text("step\n")
+    monkeypatch.setattr(gpu_collect, "REPO", tmp_path)
+    gpu_collect.main([str(new)])
+    assert pixelnet.read_checkpoint(home / "mnist_pixelcnn.pt")["val_nll"] == 85.0
+    assert pixelnet.read_checkpoint(home / "mnist_row_lstm.pt")["val_nll"] == 80.0
+    assert (home / "mnist_pixelcnn_log.csv").exists()
