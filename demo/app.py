@@ -500,9 +500,33 @@ def compare(canvas: dict | None = None, mask: dict | None = None,
             dataset: str = DEFAULTS["dataset"], temperature: float = DEFAULTS["temperature"],
             seed: float = DEFAULTS["seed"], speed: str = DEFAULTS["speed"],
             label: str = DEFAULTS["label"]) -> Iterator[tuple]:
-    """The same canvas, mask and seed through every architecture, side by side: yields
-    ``(frame, table)``; the table ends with each model's NLL and sampling time (that of the
-    batch its run was sampled in, with other users' runs of the same model)."""
+    """The same canvas, mask and seed through every architecture, side by side (the API's
+    ``/compare``): yields ``(frame, table)``, the frames in one image with their names above;
+    the table ends with each model's NLL and sampling time (that of the batch its run was
+    sampled in, with other users' runs of the same model)."""
+    for archs, frames, table in compare_stream(canvas, mask, dataset, temperature, seed, speed,
+                                               label):
+        yield im.side_by_side(frames, [ARCH_NAMES[a] for a in archs]), table
+
+
+def compare_panels(canvas: dict | None = None, mask: dict | None = None,
+                   dataset: str = DEFAULTS["dataset"], temperature: float = DEFAULTS["temperature"],
+                   seed: float = DEFAULTS["seed"], speed: str = DEFAULTS["speed"],
+                   label: str = DEFAULTS["label"]) -> Iterator[tuple]:
+    """Compare in the UI: one image per architecture of ``pixelnet.ARCHITECTURES`` (its name
+    is the component's label; those not offered for the dataset hidden), then the table."""
+    for archs, frames, table in compare_stream(canvas, mask, dataset, temperature, seed, speed,
+                                               label):
+        shown = dict(zip(archs, frames))
+        yield (*(gr.update(value=shown[a], visible=True) if a in shown else
+                 gr.update(visible=False) for a in pixelnet.ARCHITECTURES), table)
+
+
+def compare_stream(canvas, mask, dataset, temperature, seed, speed, label
+                   ) -> Iterator[tuple[list[str], list[np.ndarray], str]]:
+    """Run every architecture of ``dataset`` on the same input: yields ``(architecture keys,
+    their frames, progress or the final table)``. Stop or a closed page cancels every run
+    (the batcher's per-run cancel; the other users' runs go on)."""
     ds = shape(dataset)[0]
     archs = architectures(ds)
     ds, _, temperature, seed, rate, known, gen = start_inputs(
@@ -512,17 +536,15 @@ def compare(canvas: dict | None = None, mask: dict | None = None,
     L, C = models[archs[0]].cfg.levels, known.shape[0]
     runs = [Run.start(ds, a, known, gen, temperature, L) for a in archs]
     jobs = [batcher.Job(models[a], known, gen, temperature, seed, y) for a, y in zip(archs, ys)]
-    labels = [ARCH_NAMES[a] for a in archs]
     batcher.submit(jobs)
     try:
         with VIEWERS.watching():
             for _ in follow(jobs, runs, rate):
                 k = max(int(r.done.sum()) for r in runs) // C
                 t = time.thread_time()
-                image = im.side_by_side([r.frame(r.last[:2] if r.last else None) for r in runs],
-                                        labels)
+                frames = [r.frame(r.last[:2] if r.last else None) for r in runs]
                 VIEWERS.spent(time.thread_time() - t, 1)
-                yield image, f"Pixel {k} of {jobs[0].total // C}…"
+                yield archs, frames, f"Pixel {k} of {jobs[0].total // C}…"
     finally:
         for job in jobs:
             if not job.scored():
@@ -537,7 +559,7 @@ def compare(canvas: dict | None = None, mask: dict | None = None,
                     f"{pixelnet.bits_per_dim(run.nll, known.size):.3f} | {res['seconds']:.2f} s "
                     f"({res['batch_size']} run{'s' if res['batch_size'] > 1 else ''}) | "
                     f"{title(models[a])}: {training(models[a])} |")
-    yield im.side_by_side([r.frame(None) for r in runs], labels), "\n".join(rows)
+    yield archs, [r.frame(None) for r in runs], "\n".join(rows)
 
 
 def compare_labels(label, models: list[torch.nn.Module]) -> list[int | None]:
@@ -589,6 +611,10 @@ CSS = """
 #intro h2 { margin: 0 0 0.2em 0; }
 #intro p { margin: 0; }
 """
+COMPARE_PLACEHOLDER = ("*Nothing compared yet.* Press **Compare all architectures**: each "
+                       "panel below fills the Generate tab's mask from the same canvas and seed, "
+                       "pixel by pixel, and a table of each model's NLL and sampling time "
+                       "appears here.")
 INTRO = """## PixelNet: watch a PixelRNN draw
 Draw on the canvas, paint the **mask** (red = *generate here*, the rest is kept) and press
 **Generate**: the model fills the red pixels in raster order, one (sub-)pixel at a time, each
@@ -723,10 +749,19 @@ def build_app() -> gr.Blocks:
                                                 elem_id="compare-label", interactive=False))
                 compare_btn = gr.Button("Compare all architectures", variant="primary",
                                         elem_id="compare")
-            compare_img = gr.Image(None, type="numpy", format="png", interactive=False,
-                                   label="side by side", show_label=False,
-                                   elem_classes="pixelated")
-            compare_table = gr.Markdown("", label="table", elem_id="compare-table")
+                compare_stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
+            compare_table = gr.Markdown(COMPARE_PLACEHOLDER, label="table",
+                                        elem_id="compare-table")
+            with gr.Row(equal_height=True):
+                offered = architectures(ds0)
+                compare_imgs = [gr.Image(None, type="numpy", format="png", interactive=False,
+                                         label=ARCH_NAMES[a], elem_id=f"compare-{a}",
+                                         elem_classes="pixelated", height=FRAME_H, buttons=[],
+                                         visible=a in offered, min_width=200,
+                                         alt_text=f"{ARCH_NAMES[a]}'s completion")
+                                for a in pixelnet.ARCHITECTURES]
+            compare_img = gr.Image(None, type="numpy", format="png", visible=False,
+                                   label="side by side")      # the API's /compare output
         with gr.Tab("Explain"):
             explain_tab()
 
@@ -734,12 +769,17 @@ def build_app() -> gr.Blocks:
         gen_evt = go.click(generate, [canvas, mask_canvas, *controls],
                            [frame, chart, progress, result, entropy, run_state],
                            api_name="generate", concurrency_id="sampler")
-        cmp_evt = compare_btn.click(compare, [canvas, mask_canvas, dataset, temperature, seed, speed,
-                                              compare_label],
-                                    [compare_img, compare_table], api_name="compare",
-                                    concurrency_id="sampler")
-        stop.click(None, cancels=[gen_evt, cmp_evt]).then(
+        compare_inputs = [canvas, mask_canvas, dataset, temperature, seed, speed, compare_label]
+        cmp_evt = compare_btn.click(compare_panels, compare_inputs, [*compare_imgs, compare_table],
+                                    api_visibility="private", concurrency_id="sampler")
+        # /compare for API clients, its outputs as before: (side by side, table)
+        cmp_api = gr.Button(visible=False).click(compare, compare_inputs,
+                                                 [compare_img, compare_table], api_name="compare",
+                                                 concurrency_id="sampler")
+        stop.click(None, cancels=[gen_evt]).then(
             stopped, progress, progress, api_visibility="private")
+        compare_stop.click(None, cancels=[cmp_evt, cmp_api]).then(
+            stopped, compare_table, compare_table, api_visibility="private")
         previewed = dict(fn=preview, inputs=[canvas, mask_canvas, dataset], outputs=frame,
                          api_visibility="private")
         for name, btn in preset_btns.items():
@@ -760,6 +800,9 @@ def build_app() -> gr.Blocks:
                                 api_visibility="private")
         ds_evt.success(**labelled)
         ds_evt.success(**compare_labelled)
+        ds_evt.success(lambda d: [gr.update(visible=a in architectures(d))
+                                  for a in pixelnet.ARCHITECTURES], dataset, compare_imgs,
+                       api_visibility="private")
         architecture.input(model_status, [dataset, architecture], status, api_visibility="private")
         architecture.input(**labelled)
         frame.select(inspect_click, run_state, [inspect_chart, inspect_text],

@@ -448,6 +448,23 @@ def test_compare_with_a_label(class_checkpoints):
     assert "| PixelCNN | 5 |" in table and "| Row LSTM | Any (no classes) |" in table
 
 
+def test_compare_panels_one_image_per_architecture(tiny_models):
+    """The UI's Compare: an image per architecture (its name is the component's label, not
+    text in the pixels), those not offered for the dataset hidden; the table last."""
+    canvas, mask = app.first_example("Fashion-MNIST")
+    outs = run_all(app.compare_panels(canvas, mask, "Fashion-MNIST", 1.0, 0, "Max"))
+    *panels, table = outs[-1]
+    assert len(panels) == len(pixelnet.ARCHITECTURES)
+    offered = registry.architectures("fashion")
+    assert "multiscale" not in offered
+    for a, p in zip(pixelnet.ARCHITECTURES, panels):
+        assert p["visible"] == (a in offered)
+        if a in offered:
+            assert is_frame(p["value"], 28, 28)                  # the bare frame, no caption
+            assert f"| {registry.ARCH_NAMES[a]} |" in table
+    assert outs[0][-1].startswith("Pixel ")
+
+
 def test_stop_message():
     assert app.stopped("Pixel 3 of 784").startswith("⏹ Stopped. Pixel 3")
     assert app.stopped("Done. PixelCNN") == "Done. PixelCNN"

@@ -221,3 +221,25 @@ def test_first_screen_at_1280x800_before_and_during_a_run(projector, tmp_path):
     pg.screenshot(path=path)
     print(f"\nfirst screen mid-run: {path}")
     js_click(pg, "#stop")
+
+
+def test_compare_placeholder_and_its_own_stop(projector):
+    pg = projector
+    js_click(pg, "input[value='Slow']")                 # the Generate tab's speed
+    pg.get_by_role("tab", name="Compare").click()
+    panel = "#compare-pixelcnn"
+    assert "Press Compare all architectures" in pg.locator("#compare-table").inner_text()
+    assert pg.locator("#compare-stop").is_visible()
+    js_click(pg, "#compare")
+    pg.wait_for_function("document.querySelector('#compare-table').innerText.startsWith('Pixel')",
+                         timeout=60_000)
+    pg.wait_for_function(f"document.querySelector('{panel} img') !== null", timeout=30_000)
+    time.sleep(1)
+    js_click(pg, "#compare-stop")
+    pg.wait_for_function("document.querySelector('#compare-table').innerText.includes('Stopped')",
+                         timeout=30_000)
+    src = pg.locator(f"{panel} img").get_attribute("src")
+    time.sleep(3)                                        # a Slow run would have moved on
+    assert pg.locator(f"{panel} img").get_attribute("src") == src, "Compare went on after Stop"
+    assert "NLL" not in pg.locator("#compare-table").inner_text()
+    assert pg.locator(panel).inner_text().strip().startswith("PixelCNN")   # a real label
