@@ -68,7 +68,9 @@ PRESETS = {"Blank": "blank", "Seed pixel": "single_pixel", "Keep top half": "top
 ANY = "Any"
 """The class control's "no class" choice (an unconditional sample)."""
 DEFAULTS = dict(dataset="MNIST digits", architecture=ARCH_NAMES[pixelnet.ARCHITECTURES[0]],
-                temperature=1.0, seed=0, speed="Fast", label=ANY)
+                temperature=1.0, seed=0, speed="Fast", label=ANY, samples=1)
+SAMPLES = (1, 4, 9)
+"""How many completions of the same input one run may draw (a 1x1, 2x2 or 3x3 grid)."""
 CONCURRENCY = int(os.environ.get("PIXELNET_CONCURRENCY", "64"))
 """Runs streaming at once (their handlers mostly wait: the samplers do the work)."""
 QUEUE_SIZE = int(os.environ.get("PIXELNET_QUEUE", "128"))
@@ -223,6 +225,20 @@ def parse_label(label, model: torch.nn.Module) -> int | None:
     return names.index(label)
 
 
+def parse_samples(samples) -> int:
+    """The samples control: 1, 4 or 9 (blank: 1)."""
+    if samples is None or samples == "":
+        return 1
+    try:
+        n = int(samples) if isinstance(samples, (int, str)) and not isinstance(samples, bool) \
+            else None
+    except ValueError:
+        n = None
+    if n not in SAMPLES:
+        raise fail(f"samples must be one of {', '.join(map(str, SAMPLES))}; got {samples!r}")
+    return n
+
+
 def label_choices(models: list[torch.nn.Module]) -> tuple[list[str], str]:
     """The class control's choices for ``models`` ("Any", then every class name of the
     class-conditional ones, in order) and its note."""
@@ -338,10 +354,19 @@ def inspect_pixel(run: Run | None, i: int, j: int) -> tuple[object, str]:
                    f"{run.temperature:g}{note}.")
 
 
-def inspect_click(run: Run | None, evt: gr.SelectData) -> tuple[object, str]:
-    """Inspect the pixel under a click on the generated image."""
+def inspect_click(run: Run | list[Run] | None, evt: gr.SelectData) -> tuple[object, str]:
+    """Inspect the pixel under a click on the generated image (on a grid of samples, in the
+    cell clicked)."""
     x, y = evt.index[:2]
-    return inspect_pixel(run, int(y) // im.SCALE, int(x) // im.SCALE)
+    if not isinstance(run, list):
+        return inspect_pixel(run, int(y) // im.SCALE, int(x) // im.SCALE)
+    _, H, W = run[0].image.shape
+    hit = im.grid_cell(x, y, len(run), H * im.SCALE, W * im.SCALE)
+    if hit is None:
+        raise fail("click inside one of the samples")
+    k, x, y = hit
+    chart, text = inspect_pixel(run[k], int(y) // im.SCALE, int(x) // im.SCALE)
+    return chart, f"Sample {k + 1}: {text}"
 
 
 class Viewers:
@@ -446,28 +471,40 @@ def start_inputs(canvas, mask_canvas, dataset, architecture, temperature, seed, 
 def generate(canvas: dict | None = None, mask: dict | None = None,
              dataset: str = DEFAULTS["dataset"], architecture: str = DEFAULTS["architecture"],
              temperature: float = DEFAULTS["temperature"], seed: float = DEFAULTS["seed"],
-             speed: str = DEFAULTS["speed"], label: str = DEFAULTS["label"]) -> Iterator[tuple]:
+             speed: str = DEFAULTS["speed"], label: str = DEFAULTS["label"],
+             samples: int = DEFAULTS["samples"]) -> Iterator[tuple]:
     """Stream a generation: yields ``(frame, softmax chart, progress, result, entropy map,
     run)`` as the raster scan moves; the last one holds the sample, its NLL and the map.
-    ``label``: "Any" or one of a class-conditional model's class names."""
+    ``label``: "Any" or one of a class-conditional model's class names. ``samples`` (1, 4
+    or 9): completions of the same input, seeds ``seed, seed + 1, ...``, sampled as one
+    batch and shown as a grid (the frame, the entropy map); ``run`` is then the list of
+    runs, and the chart and progress follow the first."""
     ds, arch, temperature, seed, rate, known, gen = start_inputs(
         canvas, mask, dataset, architecture, temperature, seed, speed)
+    count = parse_samples(samples)
     model = load_model(ds, arch)
     y = parse_label(label, model)
     C, L = known.shape[0], model.cfg.levels
-    run = Run.start(ds, arch, known, gen, temperature, L)
+    runs = [Run.start(ds, arch, known, gen, temperature, L) for _ in range(count)]
+    run, state = runs[0], (runs[0] if count == 1 else runs)
     status = describe(model)
     if not gen.any():
         gr.Warning("Nothing to generate: paint the mask canvas where pixels should be "
                    "generated (or pick a preset).")
-    job = batcher.Job(model, known, gen, temperature, seed, y)
-    batcher.submit(job)
+    jobs = [batcher.Job(model, known, gen, temperature, (seed + k) % MAX_SEED, y)
+            for k in range(count)]
+    job = jobs[0]
+    batcher.submit(jobs)
     t0 = time.perf_counter()
+
+    def frame(pos):
+        return im.grid([r.frame(pos) for r in runs])
+
     try:
         with VIEWERS.watching():
-            yield run.frame(None), None, f"Starting… {status}", "", None, run
+            yield frame(None), None, f"Starting… {status}", "", None, state
             n = job.total // C
-            for frame_no in follow([job], [run], rate):
+            for frame_no in follow(jobs, runs, rate):
                 i, j, c = run.last
                 k = int(run.done.sum()) // C
                 channel = f" {im.CHANNEL_NAMES[C][c]}" if C > 1 else ""
@@ -478,22 +515,28 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
                 if frame_no % VIEWERS.chart_every() == 1 or VIEWERS.chart_every() == 1:
                     chart = run.chart(i, j, c, f"pixel ({i}, {j}): softmax over {L} levels, "
                                                "sampled value in red")
-                image = run.frame((i, j))
-                VIEWERS.spent(time.thread_time() - t, 1)
-                yield image, chart, progress, gr.skip(), gr.skip(), run
+                image = frame((i, j))
+                VIEWERS.spent(time.thread_time() - t, count)
+                yield image, chart, progress, gr.skip(), gr.skip(), state
     finally:
-        job.cancel()                  # Stop or a closed page: the rest of the batch goes on
+        for jb in jobs:
+            jb.cancel()               # Stop or a closed page: the rest of the batch goes on
     nats, ent = run.nll, run.entropy
     seconds = time.perf_counter() - t0
-    result = (f"**NLL of this sample: {nats:.2f} nats** "
+    many = "" if count == 1 else (
+        f"**NLL of the {count} samples (seeds {seed} to {seed + count - 1}):** "
+        f"{', '.join(f'{r.nll:.2f}' for r in runs)} nats. The first: ")
+    result = (f"{many}**NLL of this sample: {nats:.2f} nats** "
               f"({pixelnet.bits_per_dim(nats, known.size):.3f} bits/dim) under {ARCH_NAMES[arch]}"
               f"{'' if y is None else f' given class {label}'}; "
               f"{int(gen.sum())} of {gen.size} pixels generated in {seconds:.1f} s. "
-              f"Uncertainty map: entropy per pixel, 0 (black) to {ent.max():.2f} bits (yellow). "
+              f"Uncertainty map: entropy per pixel, 0 (black) to "
+              f"{max(float(r.entropy.max()) for r in runs):.2f} bits (yellow). "
               "Click any pixel to inspect it.")
     pos = run.last[:2] if run.last else None
     chart = run.chart(*pos, title=f"last pixel ({pos[0]}, {pos[1]})") if pos else None
-    yield run.frame(None), chart, f"Done. {status}", result, im.heatmap(ent), run
+    ents = [im.heatmap(r.entropy, vmax=max(float(q.entropy.max()) for q in runs)) for r in runs]
+    yield frame(None), chart, f"Done. {status}", result, im.grid(ents), state
 
 
 def compare(canvas: dict | None = None, mask: dict | None = None,
@@ -715,6 +758,9 @@ def build_app() -> gr.Blocks:
                     speed = raw(gr.Radio(list(SPEEDS), value=DEFAULTS["speed"],
                                          label="Animation speed (Slow 20, Medium 80, Fast 300 "
                                                "pixels/s; Max: as fast as it samples)"))
+                    samples = raw(gr.Radio(list(SAMPLES), value=1, elem_id="samples",
+                                           label="Samples (completions of the same input, "
+                                                 "as a grid)"))
                     status = gr.Markdown(model_status(ds0, DEFAULTS["architecture"]))
                 with gr.Column(scale=1, min_width=320):
                     frame = gr.Image(preview(canvas0, mask0, ds0),
@@ -765,7 +811,7 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Explain"):
             explain_tab()
 
-        controls = [dataset, architecture, temperature, seed, speed, label]
+        controls = [dataset, architecture, temperature, seed, speed, label, samples]
         gen_evt = go.click(generate, [canvas, mask_canvas, *controls],
                            [frame, chart, progress, result, entropy, run_state],
                            api_name="generate", concurrency_id="sampler")

@@ -7,6 +7,7 @@ level arrays ``(C, H, W)``; on screen every model pixel is a ``SCALE x SCALE`` b
 from __future__ import annotations
 
 import io
+import math
 import os
 from functools import lru_cache
 
@@ -291,6 +292,36 @@ def side_by_side(images: list[np.ndarray], labels: list[str], gap: int = 12) -> 
 
 
 # ----------------------------------------------------------------------------- canvas
+
+GRID_GAP = 10                               # screen pixels between the cells of a grid
+
+
+def grid(images: list[np.ndarray], gap: int = GRID_GAP) -> np.ndarray:
+    """Equal-size RGB images ``(h, w, 3)`` in a square grid (1, 4 or 9 as 1x1, 2x2, 3x3),
+    white between the cells; one image is returned as it is."""
+    if len(images) == 1:
+        return images[0]
+    n = math.isqrt(len(images) - 1) + 1                 # cells per side
+    h, w = images[0].shape[:2]
+    out = np.full((n * (h + gap) - gap, n * (w + gap) - gap, 3), 255, np.uint8)
+    for k, img in enumerate(images):
+        r, c = divmod(k, n)
+        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = img
+    return out
+
+
+def grid_cell(x: float, y: float, count: int, h: int, w: int, gap: int = GRID_GAP
+              ) -> tuple[int, float, float] | None:
+    """Which cell of a :func:`grid` of ``count`` ``(h, w)`` images a point ``(x, y)`` is in:
+    ``(cell, x, y)`` within that cell, or None between cells or outside."""
+    n = math.isqrt(count - 1) + 1
+    r, c = int(y // (h + gap)), int(x // (w + gap))
+    x, y = x - c * (w + gap), y - r * (h + gap)
+    k = r * n + c
+    if not (0 <= r < n and 0 <= c < n and k < count and x < w and y < h):
+        return None
+    return k, x, y
+
 
 def editor_value(x: np.ndarray, levels: int) -> dict:
     """An ``ImageEditor`` value showing ``x`` (levels ``(C, H, W)``) as its background."""

@@ -465,6 +465,35 @@ def test_compare_panels_one_image_per_architecture(tiny_models):
     assert outs[0][-1].startswith("Pixel ")
 
 
+def test_several_samples_of_one_input_as_a_grid(tiny_models):
+    """samples=4: four completions of the same input (seeds seed..seed+3) in one batch, shown
+    as a 2x2 grid; each is the run that seed would give alone; each cell can be inspected."""
+    canvas, mask = app.first_example("MNIST digits")
+    outs = run_all(app.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 5, "Max", "Any", 4))
+    frame, chart, progress, result, entropy, runs = outs[-1]
+    side = 2 * 28 * im.SCALE + im.GRID_GAP
+    assert frame.shape == (side, side, 3) and entropy.shape == (side, side, 3)
+    assert isinstance(runs, list) and len(runs) == 4 and progress.startswith("Done")
+    assert "NLL of the 4 samples (seeds 5 to 8)" in result
+    for k, run in enumerate(runs):
+        alone = run_all(app.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 5 + k, "Max"))[-1][-1]
+        assert (run.image == alone.image).all()
+        r, c = divmod(k, 2)
+        cell = frame[r * (side - 28 * im.SCALE): r * (side - 28 * im.SCALE) + 28 * im.SCALE,
+                     c * (side - 28 * im.SCALE): c * (side - 28 * im.SCALE) + 28 * im.SCALE]
+        assert (cell[:: im.SCALE, :: im.SCALE] == im.to_rgb(run.image, 2)).all()
+    assert len({r.image.tobytes() for r in runs}) > 1            # different seeds, different images
+    off = 28 * im.SCALE + im.GRID_GAP                                 # bottom-right cell, pixel (20, 3)
+    click = type("Evt", (), {"index": [off + 3 * im.SCALE + 2, off + 20 * im.SCALE + 2]})()
+    chart, text = app.inspect_click(runs, click)
+    assert text.startswith("Sample 4: **Pixel (20, 3)**") and chart is not None
+    with pytest.raises(gr.Error, match="inside one of the samples"):
+        app.inspect_click(runs, type("Evt", (), {"index": [28 * im.SCALE + 3, 5]})())
+    for bad in (2, "three", 16, True):
+        with pytest.raises(gr.Error, match="samples must be one of 1, 4, 9"):
+            run_all(app.generate(None, None, "mnist", "PixelCNN", 1.0, 0, "Max", "Any", bad))
+
+
 def test_stop_message():
     assert app.stopped("Pixel 3 of 784").startswith("⏹ Stopped. Pixel 3")
     assert app.stopped("Done. PixelCNN") == "Done. PixelCNN"
