@@ -845,7 +845,8 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
 
             lk_data.input(canvas_value, lk_data, lk_canvas)
             lk_score.click(lk_score_fn, [lk_data, lk_canvas], [lk_img, lk_table, lk_classes])
-            lk_preset.click(lk_preset_fn, lk_data, [lk_img, lk_table, lk_classes])
+            lk_preset.click(lk_preset_fn, lk_data, [lk_img, lk_table, lk_classes],
+                            api_name="preset")
 
         with gr.Tab("Export GIF"):
             gr.Markdown("Generate an image and download the generation as an animated GIF, "

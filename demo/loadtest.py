@@ -171,8 +171,8 @@ def use_every_tab(base: str, timeout: float) -> list[str]:
     for ds, key in (("MNIST digits", "mnist"), ("Fashion-MNIST", "fashion"), ("Emoji", "emoji")):
         archs = info["/generate"]["parameters"][gen_names.index("architecture")]["type"].get("enum")
         for arch in archs or ["PixelCNN", "Row LSTM", "Diagonal BiLSTM"]:
-            calls.append(("generate", [*gen[:2], ds, arch, 1.0, 0, "Max"]))
-        calls += [("compare", [*cmp[:2], ds, 1.0, 0, "Max"]),
+            calls.append(("generate", [*gen[:2], ds, arch, 1.0, 0, "Max", *gen[7:]]))
+        calls += [("compare", [*cmp[:2], ds, 1.0, 0, "Max", *cmp[6:]]),
                   ("receptive_field", [key, 5, 5, "R"]), ("masks", [key, "pixelcnn"]),
                   ("preset", [key]), ("gf_run", [key, "pixelcnn", 20, 0, 1.0, "blank", None])]
     failed = []
