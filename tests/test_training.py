@@ -315,3 +315,11 @@ def test_class_conditional_training_evaluation_and_publishing(tmp_path):
     from PIL import Image
     grid = Image.open(folder / "mnist_pixelcnn_samples.png")
     assert grid.size[1] > grid.size[0]                       # 10 rows of 4
+    # --only measures one file; the others' entries come from what they store
+    (folder / "mnist_row_lstm.pt").write_bytes((tmp_path / "src" / "m.pt").read_bytes())
+    stamp = (folder / "mnist_pixelcnn_samples.png").stat().st_mtime_ns
+    a, b = publish.main(["--dir", str(folder), "--samples", "4", "--limit", "16",
+                         "--only", "mnist_row_lstm.pt"])
+    assert a["file"] == "mnist_pixelcnn.pt" and a["test_nll_given_class"] == e["test_nll_given_class"]
+    assert (folder / "mnist_pixelcnn_samples.png").stat().st_mtime_ns == stamp
+    assert b["test_nll"] is not None and (folder / "mnist_row_lstm_samples.png").exists()

@@ -58,9 +58,10 @@ def sample_grid(model: torch.nn.Module, path: Path, n: int = 64, seed: int = 0) 
 
 
 def describe(path: Path, skip_eval: bool = False, samples: int = 64, seed: int = 0,
-             limit: int | None = None) -> dict:
+             limit: int | None = None, measure: bool = True) -> dict:
     """The manifest entry of one checkpoint, after measuring (and storing) its test NLL and
-    drawing its sample grid."""
+    recognisability and drawing its sample grid; with ``measure=False`` only from what the
+    checkpoint stores (and its existing grid)."""
     model = pixelnet.load_checkpoint(path)
     meta = model.metadata
     keys = TEST_KEYS + (GIVEN_KEYS if model.cfg.classes else ())
@@ -73,7 +74,7 @@ def describe(path: Path, skip_eval: bool = False, samples: int = 64, seed: int =
             test.update(test_nll_given_class=r["nats_given_class"],
                         test_bits_per_dim_given_class=r["bits_per_dim_given_class"])
     clf = classifier_path(meta["dataset"])
-    if not (skip_eval and "recognisable" in meta) and clf.exists():
+    if measure and not (skip_eval and "recognisable" in meta) and clf.exists():
         test["recognisable"] = recognisability(model, load_classifier(clf))
     if any(meta.get(k) != v for k, v in test.items()):
         meta.update(test)
@@ -86,9 +87,10 @@ def describe(path: Path, skip_eval: bool = False, samples: int = 64, seed: int =
         train_seconds=meta.get("train_seconds"), hardware=meta.get("hardware"),
         val_nll=meta.get("val_nll"), class_names=meta.get("class_names"),
         **{k: meta.get(k) for k in TEST_KEYS + GIVEN_KEYS + ("recognisable",)})
-    if samples:
-        png = path.with_name(path.stem + "_samples.png")
+    png = path.with_name(path.stem + "_samples.png")
+    if samples and measure:
         entry["sample_seconds"] = round(sample_grid(model, png, samples, seed), 1)
+    if png.exists():
         entry["samples"] = png.name
     return entry
 
@@ -155,6 +157,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    help="reuse the test NLL stored in a checkpoint when it has one")
     p.add_argument("--limit", type=int, default=None, help="evaluate on the first N test images")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--only", nargs="+", default=None, metavar="FILE",
+                   help="measure these checkpoints only; the others' entries come from what "
+                        "they store (with --skip-eval semantics) and keep their grids")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -163,8 +168,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not files:
         raise ValueError(f"no checkpoints (*.pt) in {folder}")
     entries = []
+    only = None if a.only is None else {Path(f).name for f in a.only}
+    if only is not None and not only <= {f.name for f in files}:
+        raise ValueError(f"--only: not in {folder}: {sorted(only - {f.name for f in files})}")
     for f in files:
-        entries.append(describe(f, a.skip_eval, a.samples, a.seed, a.limit))
+        measure = only is None or f.name in only
+        entries.append(describe(f, a.skip_eval or not measure, a.samples, a.seed, a.limit,
+                                measure))
         e = entries[-1]
         print(f"{f.name}: test {e['test_nll']:.3f} nats ({e['test_bits_per_dim']:.4f} bits/dim) "
               f"on {e['test_split']}", flush=True)
