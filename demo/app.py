@@ -651,6 +651,7 @@ that nothing moves when a run starts or the chart changes."""
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; }
 #progress { min-height: 2.5em; }
+#compare-table { min-height: 3.2em; }
 #intro h2 { margin: 0 0 0.2em 0; }
 #intro p { margin: 0; }
 """
