@@ -192,9 +192,7 @@ def context_summary(rep: ex.ContextReport, width: int) -> str:
                 "row. Only features *after* a pixel contain it (mask A), so the shifted "
                 "right-to-left stream never carries it, and the left-to-right stream only "
                 "passes it rightwards from where the 7x7 first layer reaches it.")
-    what = {"pixelcnn": "the blind spot above and to the right, which no depth removes",
-            "row_lstm": "everything outside its triangle: far left in its row, far to the "
-                        "sides in the rows just above"}.get(rep.arch, "unseen")
+    what = pixelnet.MODELS[rep.arch].unseen or "unseen"
     return head + f"; {len(missed)} earlier pixels never reach it ({what})."
 
 

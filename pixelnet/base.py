@@ -64,6 +64,7 @@ class Model(nn.Module, ABC):
 
     arch: str
     title: str
+    unseen: str = ""         # which earlier pixels never reach a prediction, in words
     Config: type[BaseConfig]
     Engine: type
     cfg: BaseConfig

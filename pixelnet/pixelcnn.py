@@ -103,6 +103,7 @@ class PixelCNNEngine(FastEngine):
 class PixelCNN(PixelModel):
     arch = "pixelcnn"
     title = "PixelCNN"
+    unseen = "the blind spot above and to the right, which no depth removes"
     Config = PixelCNNConfig
     Engine = PixelCNNEngine
 

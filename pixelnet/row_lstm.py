@@ -149,6 +149,8 @@ class RowLSTMEngine(FastEngine):
 class RowLSTM(PixelModel):
     arch = "row_lstm"
     title = "Row LSTM"
+    unseen = ("everything outside its triangle: far left in its row, far to the sides in the "
+              "rows just above")
     Config = RowLSTMConfig
     Engine = RowLSTMEngine
 
