@@ -15,9 +15,9 @@ import math
 import gradio as gr
 
 from demo import imaging as im
+from pixelnet.sampling import MAX_SEED   # seeds are 0 <= seed < MAX_SEED (the library's check)
 
 MAX_TEMPERATURE = 2.0               # the sliders' range and the check's
-MAX_SEED = 2 ** 63                  # seeds are 0 <= seed < MAX_SEED (a torch.Generator's range)
 
 
 def fail(message: str) -> gr.Error:

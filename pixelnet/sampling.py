@@ -213,18 +213,19 @@ def _run(model: Model, x: torch.Tensor, gen: torch.Tensor, temps: torch.Tensor,
     todo = [(i, j, c) for (i, j) in model.generation_order()
             for c in range(model.cfg.channels) if gen[:, c, i, j].any()]
     every = [bool(gen[:, c, i, j].all()) for (i, j, c) in todo]     # generated in every image
-    gen, noise = gen.to(device), noise.to(device)
+    gen, noise = gen.to(device), noise.to(device, torch.float64)
     temps = temps.to(device)
     greedy = (temps == 0).squeeze(1)
+    any_greedy = bool(greedy.any())               # fixed for the run: no sync per step
     scale = torch.where(temps == 0, 1.0, temps)
     for step, (i, j, c) in enumerate(todo):
         with torch.no_grad():
             logits = engine.logits(i, j, c).double()                    # (n, levels)
             probs = torch.softmax(logits / scale, 1)
-            if greedy.any():
+            if any_greedy:
                 top = F.one_hot(logits.argmax(1), logits.shape[1]).double()
                 probs = torch.where(greedy[:, None], top, probs)
-            u = noise[:, c, i, j, None].double()
+            u = noise[:, c, i, j, None]
             # inverse CDF: robust to float noise between methods, unlike multinomial
             v = (probs.cumsum(1) < u * probs.sum(1, keepdim=True)).sum(1)
             v = v.clamp_(max=probs.shape[1] - 1)
