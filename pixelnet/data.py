@@ -340,11 +340,29 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     return (u * 255 < x).long()
 
 
+def quantize(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """8-bit values ``[0, 256)`` -> ``levels`` equal bins ``[0, levels)`` (long). A model with
+    fewer levels than its data (our choice for colour on small compute, not the paper's:
+    e.g. 8 levels, 3 bits per channel) sees its images through this."""
+    if not 2 <= levels <= 256:
+        raise ValueError(f"levels must be in [2, 256], got {levels}")
+    return x.long() * levels // 256
+
+
+def dequantize(v: torch.Tensor, levels: int) -> torch.Tensor:
+    """Levels ``[0, levels)`` -> 8-bit values (uint8), bin ``l`` shown as ``255 l / (levels - 1)``
+    so that black and white stay black and white; inverse of :func:`quantize` on its output."""
+    return torch.round(v.double() * (255.0 / (levels - 1))).to(torch.uint8)
+
+
 def load_eval_set(name: str, split: str, root: str | os.PathLike | None = None,
-                  source: str = "auto") -> torch.Tensor:
+                  source: str = "auto", levels: int | None = None) -> torch.Tensor:
     """Images as the models see them, for evaluation: ``load_dataset``, binarized once
-    with the fixed seed :data:`EVAL_SEED` for ``mnist``."""
+    with the fixed seed :data:`EVAL_SEED` for ``mnist``, or quantized to ``levels`` (a model
+    with fewer levels than the 8-bit data; ``None``: the dataset's own)."""
     x = load_dataset(name, split, root, source)
     if DATASETS[name].binarized:
         x = binarize(x, torch.Generator().manual_seed(EVAL_SEED))
+    elif levels is not None and levels != DATASETS[name].levels:
+        x = quantize(x, levels)
     return x

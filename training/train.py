@@ -45,7 +45,7 @@ from tqdm import tqdm
 import pixelnet
 from pixelnet.checkpoint import atomic_save
 from pixelnet.data import (DATASETS, SOURCES, binarize, class_names, data_source,
-                           describe_split, load_dataset, load_eval_set, load_labels)
+                           describe_split, load_dataset, load_eval_set, load_labels, quantize)
 from training.evaluate import dataset_nll
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,6 +96,10 @@ class TrainConfig:
     init_from: str = field(default="", metadata={
         "help": "start from this published checkpoint's weights (and its hyperparameters; "
                 "the optimizer starts afresh), e.g. checkpoints/mnist_pixelcnn.pt"})
+    levels: int = field(default=0, metadata={
+        "help": "levels per channel the model draws (0: the dataset's). Fewer than an 8-bit "
+                "dataset's 256 quantize its images into equal bins: our choice for colour "
+                "on small compute, not the paper's (e.g. --levels 8: 3 bits per channel)"})
     hparams: dict = field(default_factory=dict)   # model hyperparameters set on the CLI
 
     def validate(self) -> None:
@@ -115,11 +119,21 @@ class TrainConfig:
             raise ValueError(f"--ema must be in [0, 1) (0: off), got {self.ema}")
         if not 0 <= self.label_drop <= 1:
             raise ValueError(f"--label-drop must be in [0, 1], got {self.label_drop}")
+        info = DATASETS[self.dataset]
+        if self.levels and (info.binarized or not 2 <= self.levels <= info.levels):
+            raise ValueError(f"--levels {self.levels}: {self.dataset} allows 2 to {info.levels}"
+                             if not info.binarized else
+                             f"--levels: {self.dataset} is binarized; leave --levels at 0")
         classes = self.hparams.get("classes", 0)
         if classes and classes != len(class_names(self.dataset)):
             raise ValueError(f"--classes {classes}: {self.dataset} has "
                              f"{len(class_names(self.dataset))} classes "
                              f"({', '.join(class_names(self.dataset))})")
+
+    def model_shape(self) -> dict:
+        """The ``build_model`` shape keywords: the dataset's, with ``levels`` if set."""
+        shape = DATASETS[self.dataset].model_shape()
+        return {**shape, "levels": self.levels or shape["levels"]}
 
     @property
     def classes(self) -> int:
@@ -288,8 +302,10 @@ def init_config(cfg: TrainConfig, source: torch.nn.Module) -> TrainConfig:
         raise ValueError(f"--init-from {path} is a {meta.get('dataset')}/{config['arch']} "
                          f"model, not {cfg.dataset}/{cfg.arch}")
     shape = DATASETS[cfg.dataset].model_shape()
-    if any(config[k] != v for k, v in shape.items()):
+    if any(config[k] != v for k, v in shape.items() if k != "levels"):
         raise ValueError(f"--init-from {path}: its images are not {cfg.dataset}'s {shape}")
+    if not cfg.levels and config["levels"] != shape["levels"]:
+        cfg = dataclasses.replace(cfg, levels=config["levels"])    # keep the source's levels
     hparams = {k: v for k, v in config.items() if k != "arch" and k not in SHAPE_FIELDS}
     clash = [k for k, v in cfg.hparams.items() if hparams.get(k) != v
              and not (k == "classes" and not hparams.get(k))]   # adding classes is allowed
@@ -306,10 +322,15 @@ def load_data(cfg: TrainConfig, run: argparse.Namespace) -> Data:
     splits = {s: describe_split(cfg.dataset, s, run.data_root, cfg.data_source)
               for s in ("train", "val")}
     x_train = load_dataset(cfg.dataset, "train", run.data_root, cfg.data_source)
-    x_val = load_eval_set(cfg.dataset, "val", run.data_root, cfg.data_source)
+    x_val = load_eval_set(cfg.dataset, "val", run.data_root, cfg.data_source,
+                          cfg.levels or None)
     for s, x, limit in (("train", x_train, cfg.max_train_images), ("val", x_val, run.max_val_images)):
         if limit and limit < len(x):
             splits[s] += f" (first {limit})"
+    if cfg.levels and cfg.levels != DATASETS[cfg.dataset].levels:
+        x_train = quantize(x_train, cfg.levels)
+        for s in splits:
+            splits[s] += f", quantized to {cfg.levels} levels"
     data = Data(x_train[:cfg.max_train_images or None].byte(),
                 x_val[:run.max_val_images or None], splits)
     if cfg.classes:
@@ -333,11 +354,12 @@ def build(cfg: TrainConfig, device: torch.device, state: dict | None,
     """(model, EMA copy or None, optimizer): initialized from the seed, then from the resume
     ``state`` (everything) or the ``--init-from`` model ``source`` (weights; optimizer fresh)."""
     torch.manual_seed(cfg.seed)
-    model = pixelnet.build_model(cfg.arch, **DATASETS[cfg.dataset].model_shape(),
-                                 **cfg.hparams).to(device)
+    model = pixelnet.build_model(cfg.arch, **cfg.model_shape(), **cfg.hparams).to(device)
     if source is not None:
         # an unconditional source lacks only the new class vectors (which start at zero)
-        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+        missing, unexpected = model.load_state_dict(
+            regroup_levels(source.state_dict(), model.state_dict(), model.cfg.channels),
+            strict=False)
         if unexpected or any(not k.endswith("label.weight") for k in missing):
             raise ValueError(f"--init-from {cfg.init_from}: its weights do not fit this model "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -351,6 +373,26 @@ def build(cfg: TrainConfig, device: torch.device, state: dict | None,
     if ema is not None and state is not None and state.get("ema") is not None:
         ema.load_state_dict(state["ema"])
     return model, ema, opt
+
+
+def regroup_levels(source: dict, target: dict, channels: int) -> dict:
+    """``source``'s weights for a model with fewer levels (``target``'s shapes): the last
+    layer's ``(C * L, ...)`` logit rows become ``(C * L', ...)`` by averaging the weights of
+    the ``L / L'`` source levels in each new bin (a start near the source's binned softmax,
+    not exact: a mean of logits is not their log-sum-exp); its mask is the new shape's. Every
+    other weight passes unchanged (a misfit is named by ``load_state_dict``)."""
+    out = dict(source)
+    for k, w in source.items():
+        t = target.get(k)
+        if t is None or t.shape == w.shape or w.shape[1:] != t.shape[1:] or w.shape[0] % t.shape[0]:
+            continue
+        if k.endswith("mask"):
+            out[k] = t
+            continue
+        # rows are ordered c * L + l: split L into (L', L / L') and average the inner bins
+        out[k] = (w.reshape(channels, t.shape[0] // channels, w.shape[0] // t.shape[0],
+                            *w.shape[1:]).mean(2).reshape(t.shape).to(t.dtype))
+    return out
 
 
 def epoch_batches(sampler: DistributedSampler, data: Data, cfg: TrainConfig, epoch: int,
