@@ -195,3 +195,18 @@ def test_labels_mean_what_they_say():
     yellow = (centre[:, 0] > 200) & (centre[:, 1] > 150) & (centre[:, 2] < 120)
     smileys = y == class_names("emoji").index("Smileys")
     assert yellow[smileys].float().mean() > 0.5 > 2 * yellow[~smileys].float().mean()
+
+
+@pytest.mark.parametrize("levels", [2, 8, 256])
+def test_quantize_into_equal_bins_and_back(levels):
+    """quantize: 256 values into ``levels`` equal bins, monotone; dequantize keeps black and
+    white and is undone by quantize."""
+    v = torch.arange(256)
+    q = data.quantize(v, levels)
+    assert torch.equal(torch.bincount(q, minlength=levels), torch.full((levels,), 256 // levels))
+    assert bool((q[1:] >= q[:-1]).all())
+    back = data.dequantize(torch.arange(levels), levels)
+    assert back.dtype == torch.uint8 and back[0] == 0 and back[-1] == 255
+    assert torch.equal(data.quantize(back, levels), torch.arange(levels))
+    with pytest.raises(ValueError, match="levels must be in"):
+        data.quantize(v, 1)

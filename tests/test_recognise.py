@@ -177,3 +177,18 @@ def test_committed_classifiers(dataset):
     y = pixelnet.data.load_labels(dataset, "test")[:300]
     acc = recognise.accuracy(clf, x, y)
     assert acc > 0.7 and abs(acc - clf.metadata["test_accuracy"]) < 0.08
+
+
+def test_a_coarse_colour_model_is_judged_in_8_bit():
+    """An 8-level emoji model's samples reach the 256-level classifier as 8-bit values (bin l
+    shown as 255 l / 7), and so do the real reference images, quantized to its 8 levels."""
+    model = tiny_model("pixelcnn", channels=3, levels=8, height=32, width=32)
+    clf = build_classifier("emoji", h=4)
+    check_compatible(model, clf)
+    x = recognise.draw(model, 2, None, seed=0)
+    shown = set(pixelnet.data.dequantize(torch.arange(8), 8).tolist())
+    assert x.dtype == torch.long and set(x.unique().tolist()) <= shown
+    r = recognisability(model, clf, per_class=0, free=2, real=4)
+    real = recognise.reference_images("emoji", 4)
+    coarse = pixelnet.data.dequantize(pixelnet.data.quantize(real, 8), 8).long()
+    assert r["real_confident"] == confident_fraction(clf, coarse)

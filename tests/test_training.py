@@ -323,3 +323,37 @@ def test_class_conditional_training_evaluation_and_publishing(tmp_path):
     assert a["file"] == "mnist_pixelcnn.pt" and a["test_nll_given_class"] == e["test_nll_given_class"]
     assert (folder / "mnist_pixelcnn_samples.png").stat().st_mtime_ns == stamp
     assert b["test_nll"] is not None and (folder / "mnist_row_lstm_samples.png").exists()
+
+
+def test_fewer_levels_quantize_the_data_and_regroup_a_warm_start(tmp_path):
+    """--levels 8 on an 8-bit dataset: the images are quantized into 8 equal bins, and
+    --init-from a 256-level model starts with each new bin's logit the mean of its 32 source
+    logits (the last layer is linear); evaluate measures on quantized test images."""
+    tiny = ["--arch", "pixelcnn", "--dataset", "fashion", "--layers", "1", "--h", "4",
+            "--out-h", "8", "--max-train-images", "32", "--max-val-images", "8",
+            "--batch-size", "4", "--threads", "1"]
+    train.main(tiny + paths(tmp_path, "src") + ["--max-steps", "2"])
+    src = pixelnet.load_checkpoint(tmp_path / "src" / "m.pt")
+    args = tiny[:4] + tiny[10:] + paths(tmp_path, "q") + [
+        "--init-from", str(tmp_path / "src" / "m.pt"), "--levels", "8", "--max-steps", "2"]
+    trainer = train.Trainer(*train.parse_args(args))
+    assert trainer.model.cfg.levels == 8
+    assert int(trainer.data.train.max()) < 8 and int(trainer.data.val.max()) < 8
+    # an all-black image is the same input to both (level 0 -> -1), so the logits compare
+    x0 = torch.zeros(1, 1, 28, 28, dtype=torch.long)
+    with torch.no_grad():
+        torch.testing.assert_close(trainer.model(x0),                 # (1, 8, C, H, W)
+                                   src(x0).view(1, 8, 32, 1, 28, 28).mean(2))
+    trainer.fit()
+    trainer.close()
+    out = tmp_path / "q" / "m.pt"
+    r = evaluate.evaluate(out, limit=4)
+    q = pixelnet.data.quantize(load_eval_set("fashion", "test")[:4], 8)
+    with torch.no_grad():
+        assert r["nats"] == pytest.approx(pixelnet.nll(pixelnet.load_checkpoint(out), q)
+                                          .mean().item(), rel=1e-5)
+    assert "quantized to 8 levels" in r["split_description"]
+    with pytest.raises(ValueError, match="binarized"):
+        train.main(TINY + paths(tmp_path, "bad") + ["--levels", "4"])
+    with pytest.raises(ValueError, match="allows 2 to 256"):
+        train.main(tiny + paths(tmp_path, "bad") + ["--levels", "300"])

@@ -55,7 +55,8 @@ def evaluate(path: str | Path, split: str = "test", limit: int | None = None,
         raise ValueError(f"{path}: metadata names no known dataset (got {name!r}); "
                          f"expected one of {', '.join(DATASETS)}")
     source = model.metadata.get("data_source", "auto")
-    x = load_eval_set(name, split, root, source)[:limit]
+    levels = model.cfg.levels       # fewer than the dataset's: quantized images, its own unit
+    x = load_eval_set(name, split, root, source, levels)[:limit]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     nats = dataset_nll(model.to(device), x, batch_size, device, progress)
     mean = nats.mean().item()
@@ -70,7 +71,8 @@ def evaluate(path: str | Path, split: str = "test", limit: int | None = None,
                 stderr_nats=(nats.std().item() / math.sqrt(len(nats))) if len(nats) > 1 else 0.0,
                 images=len(nats), split=split,
                 split_description=describe_split(name, split, root, source)
-                + (f" (first {len(x)})" if limit else ""))
+                + (f" (first {len(x)})" if limit else "")
+                + (f", quantized to {levels} levels" if levels < DATASETS[name].levels else ""))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -105,6 +105,12 @@ def _recognisable(r: dict | None) -> str:
     return text
 
 
+def _coarse(e: dict) -> str:
+    """The mark of a model with fewer levels than its 8-bit dataset (" (*8 levels*)"), or ""."""
+    levels = e["config"]["levels"]
+    return f" (*{levels} levels*)" if levels < DATASETS[e["dataset"]].levels else ""
+
+
 def _hours(seconds: float | None) -> str:
     return "?" if seconds is None else f"{seconds / 3600:.1f} h"
 
@@ -125,6 +131,10 @@ def readme(entries: list[dict]) -> str:
              "for class-conditional models classifies this share of samples of each class as "
              "the class asked for. Sample grids of class-conditional models: one row per class.",
              "",
+             "A model with fewer levels than its 8-bit data (`levels` in the config, e.g. 8 "
+             "per channel: our choice for colour on small compute, not the paper's) is "
+             "measured on the test images quantized to its levels, so its bits/dim (marked "
+             "*N levels*) are not comparable with a 256-level model's.", "",
              "| checkpoint | dataset | arch | params | test NLL | given class | target "
              "| recognisable | test split | train images | epochs | training time | hardware "
              "| samples |",
@@ -135,11 +145,11 @@ def readme(entries: list[dict]) -> str:
         elif DATASETS[e["dataset"]].binarized:
             nll = f"{e['test_nll']:.2f} nats"
         else:
-            nll = f"{e['test_bits_per_dim']:.3f} bits/dim"
+            nll = f"{e['test_bits_per_dim']:.3f} bits/dim" + _coarse(e)
         grid = f"![]({e['samples']})" if e.get("samples") else ""
         given = "" if e.get("test_nll_given_class") is None else (
             f"{e['test_nll_given_class']:.2f} nats" if DATASETS[e["dataset"]].binarized
-            else f"{e['test_bits_per_dim_given_class']:.3f} bits/dim")
+            else f"{e['test_bits_per_dim_given_class']:.3f} bits/dim" + _coarse(e))
         lines.append(f"| `{e['file']}` | {e['dataset']} | {e['arch']} | {e['params']:,} | {nll} "
                      f"| {given} | {TARGETS.get((e['dataset'], e['arch']), '')} "
                      f"| {_recognisable(e.get('recognisable'))} "

@@ -33,8 +33,8 @@ import torch.nn.functional as F
 
 import pixelnet
 from pixelnet.checkpoint import atomic_save
-from pixelnet.data import (DATASETS, binarize, class_names, data_source, describe_split,
-                           load_dataset, load_eval_set, load_labels)
+from pixelnet.data import (DATASETS, binarize, class_names, data_source, dequantize,
+                           describe_split, load_dataset, load_eval_set, load_labels, quantize)
 
 FORMAT = "pixelnet-classifier"
 CONFIDENT = 0.9             # max softmax at or above which the classifier counts as confident
@@ -227,7 +227,8 @@ def check_compatible(model: pixelnet.Model, classifier: Classifier) -> None:
     if dataset is not None and dataset != c.dataset:
         raise ValueError(f"the model was trained on {dataset!r} but the classifier on "
                          f"{c.dataset!r}: load checkpoints/classifiers/{dataset}_classifier.pt")
-    if (m.channels, m.height, m.width, m.levels) != (c.channels, c.height, c.width, c.levels):
+    if (m.channels, m.height, m.width) != (c.channels, c.height, c.width) or m.levels > c.levels \
+            or (m.levels < c.levels and c.levels != 256):
         raise ValueError(f"the model draws {m.channels}x{m.height}x{m.width} images of {m.levels} "
                          f"levels but the {c.dataset} classifier takes {c.channels}x{c.height}x"
                          f"{c.width} of {c.levels} levels: use the classifier of the model's "
@@ -240,11 +241,19 @@ def check_compatible(model: pixelnet.Model, classifier: Classifier) -> None:
 def draw(model: pixelnet.Model, n: int, y: int | None, seed: int,
          batch_size: int = SAMPLE_BATCH) -> torch.Tensor:
     """``n`` samples ``(n, C, H, W)`` of class ``y`` (None: free), in batches of at most
-    ``batch_size``; batch ``b`` uses seed ``seed + b``."""
+    ``batch_size``; batch ``b`` uses seed ``seed + b``. A model with fewer levels than its
+    8-bit data gives its samples as 8-bit values (``dequantize``), as a person sees them."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1 (samples to draw), got {n!r}")
-    return torch.cat([pixelnet.sample(model, min(batch_size, n - i), y=y, seed=seed + b)
-                      for b, i in enumerate(range(0, n, batch_size))])
+    x = torch.cat([pixelnet.sample(model, min(batch_size, n - i), y=y, seed=seed + b)
+                   for b, i in enumerate(range(0, n, batch_size))])
+    return coarse_as_8bit(x, model.cfg.levels)
+
+
+def coarse_as_8bit(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """Images of ``levels < 256`` levels (a coarse colour model) as 8-bit values (long); other
+    images (256 levels, binarized MNIST) unchanged."""
+    return dequantize(x, levels).long() if 2 < levels < 256 else x
 
 
 def reference_images(dataset: str, limit: int = 1000, source: str = "auto") -> torch.Tensor:
@@ -292,6 +301,8 @@ def recognisability(model: pixelnet.Model, classifier: Classifier, per_class: in
     if real:
         source = getattr(model, "metadata", {}).get("data_source", "auto")
         x = reference_images(classifier.cfg.dataset, real, source)
+        if 2 < model.cfg.levels < classifier.cfg.levels:     # real images at the model's levels
+            x = coarse_as_8bit(quantize(x, model.cfg.levels), model.cfg.levels)
         out["real_confident"] = confident_fraction(classifier, x, threshold)
         out["real_images"] = len(x)
     if model.cfg.classes and per_class:
