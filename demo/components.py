@@ -1,7 +1,5 @@
-"""Gradio components of the app with bounded input, and the checks of its controls.
-
-Every bad canvas, mask, upload or control gets the app's own message (``gr.Error``), never
-Gradio's raw error or a server path.
+"""Gradio components of the app with bounded input (their values are checked in
+``demo/inputs.py``).
 
 Gradio's ``ImageEditor`` decodes (and converts to RGBA) every image it receives before the
 handler runs: a 140 KB PNG of 12000x12000 pixels becomes 576 MB. :func:`image_input` first
@@ -10,55 +8,10 @@ format) and refuses with the app's own message, naming the component, never a se
 """
 from __future__ import annotations
 
-import math
-
 import gradio as gr
 
 from demo import imaging as im
-from pixelnet.sampling import MAX_SEED   # seeds are 0 <= seed < MAX_SEED (the library's check)
-
-MAX_TEMPERATURE = 2.0               # the sliders' range and the check's
-
-
-def fail(message: str) -> gr.Error:
-    """A user-facing error (shown in the browser, raised to API clients)."""
-    return gr.Error(message, print_exception=False)
-
-
-def parse_seed(seed) -> int:
-    """A seed from the control: a whole number ``0 <= seed < 2**63`` (blank: 0)."""
-    if seed is None or seed == "":
-        return 0
-    try:
-        if isinstance(seed, str):
-            seed = float(seed) if any(ch in seed for ch in ".eEnN") else int(seed)
-        if isinstance(seed, float):
-            if not math.isfinite(seed) or seed != int(seed):
-                raise ValueError
-            seed = int(seed)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        raise fail(f"seed must be a whole number from 0 to 2**63 - 1; got {seed!r}") from None
-    if not 0 <= seed < MAX_SEED:
-        raise fail(f"seed must be from 0 to 2**63 - 1 ({MAX_SEED - 1}); got {seed}")
-    return seed
-
-
-def parse_temperature(temperature) -> float:
-    """A temperature from the control: a number from 0 to ``MAX_TEMPERATURE`` (the slider's
-    range; 0 = the most likely value)."""
-    try:
-        if isinstance(temperature, bool):
-            raise ValueError
-        t = float(temperature)
-    except (TypeError, ValueError, OverflowError):
-        raise fail(f"temperature must be a number from 0 to {MAX_TEMPERATURE:g}; got "
-                   f"{temperature!r}") from None
-    if not 0 <= t <= MAX_TEMPERATURE:                  # NaN fails this too
-        raise fail(f"temperature must be between 0 and {MAX_TEMPERATURE:g} (0 = the most "
-                   f"likely value); got {t:g}")
-    return t
+from demo.inputs import fail
 
 
 def image_input(*args, **kwargs) -> gr.ImageEditor:

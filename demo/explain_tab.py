@@ -1,7 +1,7 @@
 """The app's "Explain" tab: the paper's ideas shown from the loaded models.
 
-Views (each picture computed by :mod:`pixelnet.explain` from a real model, rendered here
-with PIL so it can be tested without a browser):
+Views (each picture computed by :mod:`pixelnet.explain` from a real model, drawn by
+``demo/explain_figures.py``):
 
 1. Receptive field of a clicked pixel for PixelCNN, Row LSTM and Diagonal BiLSTM side by side.
 2. Masks A and B of a model, reduced to one kernel per (output, input) colour group.
@@ -15,11 +15,9 @@ The app calls :func:`build_explain_tab` inside ``with gr.Tab("Explain"):``. Mode
 ``python demo/explain_tab.py`` serves the tab alone.
 """
 import functools
-import math
 import os
 import sys
 import tempfile
-import textwrap
 import time
 import weakref
 from pathlib import Path
@@ -27,15 +25,19 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pixelnet  # noqa: E402
-from demo import imaging  # noqa: E402
 from demo import batcher  # noqa: E402
+from demo import imaging  # noqa: E402
+from demo.explain_figures import (GROUP_NAMES, centre_summary, context_summary,  # noqa: E402
+                                  render_generation_frame, render_likelihoods, render_masks,
+                                  render_receptive_fields, render_skew_frame, rf_layout,
+                                  rf_pixel_at)
 from demo.registry import ARCH_NAMES as LABELS, DATASETS, architectures, class_names, is_untrained, single_scale  # noqa: E402
 from pixelnet import explain as ex  # noqa: E402
 
@@ -45,374 +47,12 @@ RF_ARCHS = tuple(a for a in pixelnet.ARCHITECTURES if single_scale(a))
 """The architectures whose receptive fields and masks are shown (the single-scale ones)."""
 GIF_DIR = Path(tempfile.gettempdir()) / "pixelnet_gifs"
 GIF_KEEP_S = 900            # exported GIFs older than this are deleted when the next is made
-GROUP_NAMES = ("R", "G", "B")
-GROUP_RGB = ((214, 48, 49), (39, 160, 70), (40, 90, 215))
-GREY_INK = (70, 70, 70)
-BG = (255, 255, 255)
-TEXT = (25, 25, 25)
-FUTURE = (58, 60, 66)
-FUTURE_HATCH = (92, 95, 104)
-UNSEEN = (246, 190, 190)
-TARGET = (230, 20, 20)
-DECADES = 6.0
 BAR = "█"                   # one tenth of a class's probability in the classification table
 
 GetModel = Callable[[str, str], pixelnet.PixelModel]
 
 
-# ----------------------------------------------------------------------------- drawing kit
-
-@functools.lru_cache(maxsize=None)
-def font(size: int = 14) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
-def text_width(text: str, size: int = 14) -> int:
-    return int(math.ceil(font(size).getlength(text)))
-
-
-def label(text: str, width: int, size: int = 14, height: int | None = None,
-          colour=TEXT, centre: bool = True) -> Image.Image:
-    """A white strip of ``width`` holding ``text`` (wrapped to fit)."""
-    chars = max(8, int(width / (0.55 * size)))
-    lines = [ln for para in text.split("\n") for ln in (textwrap.wrap(para, chars) or [""])]
-    h = height or len(lines) * (size + 4) + 4
-    im = Image.new("RGB", (width, h), BG)
-    d = ImageDraw.Draw(im)
-    for k, ln in enumerate(lines):
-        x = (width - text_width(ln, size)) // 2 if centre else 4
-        d.text((x, 2 + k * (size + 4)), ln, fill=colour, font=font(size))
-    return im
-
-
-def stack(images: list[Image.Image], axis: int = 0, gap: int = 8, align: str = "centre"
-          ) -> Image.Image:
-    """Images one under the other (``axis=0``) or side by side (``axis=1``) on white."""
-    ws, hs = [im.width for im in images], [im.height for im in images]
-    if axis == 0:
-        out = Image.new("RGB", (max(ws), sum(hs) + gap * (len(images) - 1)), BG)
-        y = 0
-        for im in images:
-            out.paste(im, ((out.width - im.width) // 2 if align == "centre" else 0, y))
-            y += im.height + gap
-    else:
-        out = Image.new("RGB", (sum(ws) + gap * (len(images) - 1), max(hs)), BG)
-        x = 0
-        for im in images:
-            out.paste(im, (x, 0))
-            x += im.width + gap
-    return out
-
-
-def cmap(name: str) -> np.ndarray:
-    """A matplotlib colour map as a ``(256, 3)`` uint8 table."""
-    return _cmap(name)
-
-
-@functools.lru_cache(maxsize=None)
-def _cmap(name: str) -> np.ndarray:
-    import matplotlib
-    table = matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3]
-    return (table * 255).round().astype(np.uint8)
-
-
-def picture(x: torch.Tensor, levels: int, s: int) -> Image.Image:
-    """An image of levels ``(C, H, W)``, upscaled ``s`` times (nearest neighbour)."""
-    return Image.fromarray(imaging.upscale(imaging.to_rgb(x.detach().cpu().numpy(), levels), s))
-
-
-def pixel_scale(height: int, width: int, target: int = 224) -> int:
-    """Upscale factor so that an image is about ``target`` pixels wide (at least 4)."""
-    return max(4, target // max(height, width))
-
-
-def outline(d: ImageDraw.ImageDraw, x: int, y: int, s: int, colour=TARGET, w: int = 2):
-    d.rectangle([x - 1, y - 1, x + s, y + s], outline=colour, width=w)
-
-
-# ----------------------------------------------------------------------------- 1. receptive field
-
-def heat_cells(rf: torch.Tensor, future: torch.Tensor) -> np.ndarray:
-    """``(H, W, 3)`` colours of one channel's receptive field: viridis on a log scale for
-    seen sub-pixels, pink for earlier ones with no influence, dark for the future."""
-    t = ex.log_scale(rf, DECADES).numpy()
-    table = cmap("viridis")
-    rgb = table[(40 + 215 * t).round().astype(int)]          # the weakest stays visible
-    rgb[(rf == 0).numpy()] = UNSEEN
-    rgb[future.numpy()] = FUTURE
-    return rgb
-
-
-def hatch(im: Image.Image, cells: np.ndarray, s: int, x0: int = 0, y0: int = 0):
-    """Diagonal hatching over the cells ``cells`` (bool ``(H, W)``) of an upscaled image."""
-    a = np.asarray(im).copy()
-    yy, xx = np.mgrid[0: cells.shape[0] * s, 0: cells.shape[1] * s]
-    on = np.kron(cells, np.ones((s, s), dtype=bool)) & ((xx + yy) % 8 < 2)
-    region = a[y0: y0 + on.shape[0], x0: x0 + on.shape[1]]
-    region[on] = FUTURE_HATCH
-    return Image.fromarray(a)
-
-
-def rf_layout(height: int, width: int, channels: int, n: int) -> dict:
-    """Geometry of :func:`render_receptive_fields` (shared with the click handler)."""
-    s = pixel_scale(height, width)
-    left = 70 if channels > 1 else 0
-    top = 58
-    col_w = width * s
-    gap = 18
-    return dict(s=s, left=left, top=top, gap=gap, col_w=col_w, row_h=height * s + 8,
-                x0=[left + k * (col_w + gap) for k in range(n)],
-                width=left + n * col_w + (n - 1) * gap, H=height, W=width, C=channels)
-
-
-def rf_pixel_at(layout: dict, x: float, y: float) -> tuple[int, int, int] | None:
-    """The ``(panel, i, j)`` under the point ``(x, y)`` of a rendered receptive-field view,
-    or None outside every heatmap."""
-    s = layout["s"]
-    for k, x0 in enumerate(layout["x0"]):
-        if x0 <= x < x0 + layout["col_w"]:
-            for r in range(layout["C"]):
-                y0 = layout["top"] + r * layout["row_h"]
-                if y0 <= y < y0 + layout["H"] * s:
-                    return k, int((y - y0) // s), int((x - x0) // s)
-    return None
-
-
-def context_summary(rep: ex.ContextReport, width: int) -> str:
-    """One line of what a report shows."""
-    name = LABELS.get(rep.arch, rep.arch)
-    missed = rep.missed_pixels()
-    head = f"**{name}** sees {rep.n_seen} of the {rep.n_earlier} earlier sub-pixels"
-    if rep.leaks:
-        return head + f"; **{rep.leaks} future sub-pixels leak in: a causality bug**."
-    if not missed:
-        return head + ": the whole context."
-    if missed == [(rep.i - 1, width - 1)]:
-        return (head + f": all but ({rep.i - 1}, {width - 1}), the last pixel of the previous "
-                "row. Only features *after* a pixel contain it (mask A), so the shifted "
-                "right-to-left stream never carries it, and the left-to-right stream only "
-                "passes it rightwards from where the 7x7 first layer reaches it.")
-    what = pixelnet.MODELS[rep.arch].unseen or "unseen"
-    return head + f"; {len(missed)} earlier pixels never reach it ({what})."
-
-
-def render_receptive_fields(reports: list[ex.ContextReport]) -> Image.Image:
-    """Heatmaps side by side, one column per report (same target), one row per input
-    channel: log-scaled gradient magnitudes, the future hatched, unseen earlier pixels pink,
-    the target outlined in red."""
-    r0 = reports[0]
-    C, H, W = r0.rf.shape
-    L = rf_layout(H, W, C, len(reports))
-    s = L["s"]
-    im = Image.new("RGB", (L["width"], L["top"] + C * L["row_h"]), BG)
-    d = ImageDraw.Draw(im)
-    for k, rep in enumerate(reports):
-        x0 = L["x0"][k]
-        name = LABELS.get(rep.arch, rep.arch)
-        d.text((x0 + (L["col_w"] - text_width(name, 17)) // 2, 4), name, fill=TEXT, font=font(17))
-        sub = f"sees {rep.n_seen} of {rep.n_earlier} earlier"
-        d.text((x0 + (L["col_w"] - text_width(sub, 13)) // 2, 28), sub, fill=(90, 90, 90),
-               font=font(13))
-        for ch in range(C):
-            y0 = L["top"] + ch * L["row_h"]
-            panel = Image.fromarray(imaging.upscale(heat_cells(rep.rf[ch], rep.future[ch]), s))
-            panel = hatch(panel, rep.future[ch].numpy(), s)
-            im.paste(panel, (x0, y0))
-            if ch == rep.c:
-                outline(d, x0 + rep.j * s, y0 + rep.i * s, s, TARGET, 3)
-            else:
-                outline(d, x0 + rep.j * s, y0 + rep.i * s, s, (255, 255, 255), 1)
-    if C > 1:
-        for ch in range(C):
-            y0 = L["top"] + ch * L["row_h"] + H * s // 2 - 18
-            d.text((6, y0), f"input\n{GROUP_NAMES[ch]}", fill=GROUP_RGB[ch], font=font(15))
-    legend = rf_legend(max(L["width"], 560))
-    return stack([im, legend], gap=6, align="left")     # keeps rf_layout's coordinates
-
-
-def rf_legend(width: int) -> Image.Image:
-    im = Image.new("RGB", (width, 44), BG)
-    d = ImageDraw.Draw(im)
-    bar = cmap("viridis")[np.linspace(40, 255, 120).round().astype(int)]
-    im.paste(Image.fromarray(np.repeat(bar[None], 12, 0)), (8, 6))
-    d.text((8, 21), f"weak (1e-{DECADES:.0f})", fill=TEXT, font=font(11))
-    d.text((100, 21), "strong", fill=TEXT, font=font(11))
-    x = 150
-    for colour, text in ((UNSEEN, "earlier, no influence"), (FUTURE, "future (must not be seen)")):
-        d.rectangle([x, 6, x + 12, 18], fill=colour)
-        d.text((x + 17, 5), text, fill=TEXT, font=font(12))
-        x += 22 + text_width(text, 12) + 10
-    d.rectangle([x, 6, x + 12, 18], outline=TARGET, width=3)
-    d.text((x + 17, 5), "target", fill=TEXT, font=font(12))
-    d.text((150, 25), "influence = |gradient| of the features the output reads, log scale",
-           fill=(90, 90, 90), font=font(11))
-    return im
-
-
-# ----------------------------------------------------------------------------- 2. masks
-
-def centre_summary(grid: torch.Tensor) -> str:
-    """What each output colour group sees at the kernel centre, e.g.
-    ``"R sees nothing · G sees R · B sees R, G"``."""
-    C, _, kh, kw = grid.shape
-    if C == 1:
-        return "the centre pixel is " + ("visible" if grid[0, 0, kh // 2, kw // 2] else "hidden")
-    parts = []
-    for a in range(C):
-        seen = [GROUP_NAMES[b] for b in range(C) if grid[a, b, kh // 2, kw // 2] > 0]
-        parts.append(f"{GROUP_NAMES[a]} sees {', '.join(seen) if seen else 'nothing'}")
-    return " · ".join(parts)
-
-
-def render_kernel(kernel: torch.Tensor, colour, cell: int) -> Image.Image:
-    """One ``(kh, kw)`` 0/1 kernel: visible cells filled with ``colour``, the centre outlined."""
-    kh, kw = kernel.shape
-    im = Image.new("RGB", (kw * cell + 1, kh * cell + 1), BG)
-    d = ImageDraw.Draw(im)
-    for r in range(kh):
-        for c in range(kw):
-            box = [c * cell, r * cell, (c + 1) * cell, (r + 1) * cell]
-            d.rectangle(box, fill=colour if kernel[r, c] > 0 else (250, 250, 250),
-                        outline=(185, 185, 185))
-    cr, cc = kh // 2, kw // 2
-    d.rectangle([cc * cell, cr * cell, (cc + 1) * cell, (cr + 1) * cell], outline=(0, 0, 0),
-                width=3)
-    return im
-
-
-def render_mask(title: str, grid: torch.Tensor) -> Image.Image:
-    """A group mask ``(C, C, kh, kw)`` as a matrix of kernels: row = the colour group of the
-    features being computed, column = the input colour group it reads."""
-    C, _, kh, kw = grid.shape
-    cell = max(16, min(44, 126 // max(kh, kw)))
-    kern = kw * cell + 1
-    lab_w = 70 if C > 1 else 0
-    head = 24 if C > 1 else 0
-    body = Image.new("RGB", (lab_w + C * (kern + 10), head + C * (kh * cell + 11)), BG)
-    d = ImageDraw.Draw(body)
-    for b in range(C):
-        if C > 1:
-            d.text((lab_w + b * (kern + 10) + kern // 2 - 22, 2), f"reads {GROUP_NAMES[b]}",
-                   fill=GROUP_RGB[b], font=font(13))
-    for a in range(C):
-        y = head + a * (kh * cell + 11)
-        if C > 1:
-            d.text((2, y + kh * cell // 2 - 16), f"{GROUP_NAMES[a]}\nfeatures", fill=GROUP_RGB[a],
-                   font=font(13))
-        for b in range(C):
-            colour = GROUP_RGB[b] if C > 1 else GREY_INK
-            body.paste(render_kernel(grid[a, b], colour, cell), (lab_w + b * (kern + 10), y))
-    top = label(title, max(body.width, 260), 15)
-    foot = label("centre: " + centre_summary(grid), max(body.width, 260), 12)
-    return stack([top, body, foot], gap=4)
-
-
-def render_masks(entries: list[tuple[str, tuple[int, int], torch.Tensor, list[str]]]
-                 ) -> Image.Image:
-    """Every distinct mask of a model (:func:`pixelnet.explain.model_masks`) side by side."""
-    panels = [render_mask(f"{kh}x{kw} mask {t}\n({', '.join(where)})", grid)
-              for t, (kh, kw), grid, where in entries]
-    groups = entries[0][2].shape[0] > 1
-    legend = label("Filled cell: visible to the feature being computed (at the thick-outlined "
-                   "centre, its own pixel). Empty: hidden." + (
-                       " Rows are the colour group being computed, columns the colour group "
-                       "read." if groups else ""), 640, 12)
-    return stack([stack(panels, axis=1, gap=28), legend], gap=10)
-
-
-# ----------------------------------------------------------------------------- 3. skew
-
-ROW_TINTS = [tuple(int(v) for v in c) for c in (cmap("Pastel1")[np.linspace(0, 255, 9)
-                                                               .astype(int)])]
-
-
-def render_skew_frame(frame: ex.SkewFrame, height: int, width: int, index: int = 0,
-                      count: int = 1) -> Image.Image:
-    """One :class:`pixelnet.explain.SkewFrame` on a canvas fitting the widest (skewed) grid,
-    so that an animation does not jump: numbers coloured by their image row, the column
-    being computed orange, the cells it reads outlined blue, finished cells greyed."""
-    cell = 44
-    cols = width + height - 1
-    W0 = cols * cell + 40
-    grid = frame.grid
-    h, w = grid.shape
-    im = Image.new("RGB", (W0, height * cell + 1), BG)
-    d = ImageDraw.Draw(im)
-    x0 = 20
-    for r in range(h):
-        for c in range(w):
-            v = int(grid[r, c])
-            box = [x0 + c * cell, r * cell, x0 + (c + 1) * cell, (r + 1) * cell]
-            if v == 0:
-                d.rectangle(box, fill=(244, 244, 244), outline=(215, 215, 215))
-                continue
-            fill = ROW_TINTS[((v - 1) // width) % len(ROW_TINTS)]
-            if frame.done[r, c]:
-                fill = tuple(int(0.55 * f + 0.45 * 150) for f in fill)
-            if frame.active[r, c]:
-                fill = (255, 165, 40)
-            d.rectangle(box, fill=fill, outline=(120, 120, 120))
-            if frame.inputs[r, c]:
-                d.rectangle([box[0] + 2, box[1] + 2, box[2] - 2, box[3] - 2], outline=(30, 80, 220),
-                            width=3)
-            t = str(v)
-            d.text((box[0] + (cell - text_width(t, 16)) // 2, box[1] + 12), t, fill=TEXT,
-                   font=font(16))
-    title = label(f"{index + 1}/{count}  {frame.title}", W0, 17, height=46)
-    caption = label(frame.caption, W0, 13, height=80)
-    return stack([title, im, caption], gap=6)
-
-
-# ----------------------------------------------------------------------------- 4. likelihood
-
-def nll_panel(nmap: ex.NLLMap, vmin: float, vmax: float, s: int) -> Image.Image:
-    t = ((nmap.per_pixel[0] - vmin) / max(vmax - vmin, 1e-9)).clamp(0, 1).numpy()
-    return framed(Image.fromarray(imaging.upscale(cmap("inferno")[(t * 255).round().astype(int)], s)))
-
-
-def framed(im: Image.Image) -> Image.Image:
-    """A thin grey frame, so that a white or black image still shows its extent."""
-    ImageDraw.Draw(im).rectangle([0, 0, im.width - 1, im.height - 1], outline=(160, 160, 160))
-    return im
-
-
-def nll_text(nmap: ex.NLLMap) -> str:
-    return f"{float(nmap.nats[0]):.1f} nats · {float(nmap.bits_per_dim[0]):.3f} bits/dim"
-
-
-def render_likelihoods(rows: list[tuple[str, torch.Tensor, dict[str, ex.NLLMap]]], levels: int,
-                       notes: dict[str, str] | None = None) -> Image.Image:
-    """One row per image: the image as the model sees it, then each architecture's per-pixel
-    NLL map (one colour scale for the whole figure) with the image's NLL under it."""
-    notes = notes or {}
-    x0 = rows[0][1]
-    H, W = x0.shape[-2:]
-    s = pixel_scale(H, W, 160)
-    archs = list(rows[0][2])
-    every = [m.per_pixel for _, _, maps in rows for m in maps.values()]
-    vmin, vmax = min(float(m.min()) for m in every), max(float(m.max()) for m in every)
-    colw = W * s
-    header = stack([label("image", colw, 14)] + [
-        label(LABELS.get(a, a) + notes.get(a, ""), colw, 14, height=40) for a in archs],
-        axis=1, gap=12)
-    lines = [header]
-    for name, x, maps in rows:
-        cells = [stack([framed(picture(x[0] if x.dim() == 4 else x, levels, s)),
-                        label(name, colw, 12, height=36)], gap=2)]
-        for a in archs:
-            cells.append(stack([nll_panel(maps[a], vmin, vmax, s), label(nll_text(maps[a]), colw, 12,
-                                                                     height=36)], gap=2))
-        lines.append(stack(cells, axis=1, gap=12))
-    bar = cmap("inferno")[np.linspace(0, 255, 200).round().astype(int)]
-    scale = Image.new("RGB", (420, 34), BG)
-    scale.paste(Image.fromarray(np.repeat(bar[None], 12, 0)), (110, 4))
-    d = ImageDraw.Draw(scale)
-    d.text((4, 2), "NLL per pixel", fill=TEXT, font=font(12))
-    d.text((110, 18), f"{vmin:.2f}", fill=TEXT, font=font(11))
-    d.text((290, 18), f"{vmax:.2f} nats", fill=TEXT, font=font(11))
-    lines.append(scale)
-    return stack(lines, gap=6, align="left")
-
+# ----------------------------------------------------------------------------- 4. likelihood preset
 
 OOD = {"mnist": ("fashion", "a Fashion-MNIST item"), "fashion": ("mnist", "an MNIST digit"),
        "emoji": ("mnist", "an MNIST digit")}
@@ -444,21 +84,6 @@ def preset_images(dataset: str, channels: int, levels: int, height: int, width: 
 
 # ----------------------------------------------------------------------------- 5. GIF export
 
-def render_generation_frame(snap: ex.Snapshot, levels: int, s: int, final: bool) -> Image.Image:
-    """The image so far (first of the batch) with the sub-pixel just drawn outlined, over a
-    progress strip ``step k / N`` (which also keeps every frame distinct, so GIF writers
-    cannot merge two frames)."""
-    img = picture(snap.image[0], levels, s)
-    d = ImageDraw.Draw(img)
-    if not final:
-        outline(d, snap.j * s, snap.i * s, s, TARGET, 2)
-    strip = Image.new("RGB", (img.width, 22), (30, 30, 30))
-    ds = ImageDraw.Draw(strip)
-    ds.rectangle([0, 0, int(img.width * (snap.step + 1) / snap.total), 3], fill=(255, 165, 40))
-    ds.text((4, 5), f"step {snap.step + 1} / {snap.total}", fill=(240, 240, 240), font=font(12))
-    return stack([img, strip], gap=0)
-
-
 def generation_gif(model: pixelnet.Model, n_frames: int, seed: int = 0,
                    known: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                    temperature: float = 1.0, path: str | Path | None = None,
@@ -483,7 +108,7 @@ def generation_gif(model: pixelnet.Model, n_frames: int, seed: int = 0,
         i, j, c = (int(v) for v in order[s])
         image = np.where(step_of <= s, res["image"], x0)           # generated up to step s
         snaps.append(ex.Snapshot(s, len(order), i, j, c, torch.from_numpy(image)[None]))
-    s = scale or pixel_scale(cfg.height, cfg.width, 196)
+    s = scale or imaging.pixel_scale(cfg.height, cfg.width, 196)
     frames = [render_generation_frame(sn, cfg.levels, s, k == len(snaps) - 1)
               for k, sn in enumerate(snaps)]
     if path is None:
@@ -655,7 +280,7 @@ class ExplainViews:
         """A generation GIF; with ``known`` ``(C, H, W)``, its bottom half is regenerated.
         ``n_frames`` is capped at the number of generation steps. ``seed`` and
         ``temperature`` are checked (``gr.Error`` with the app's message)."""
-        from demo.components import parse_seed, parse_temperature
+        from demo.inputs import parse_seed, parse_temperature
         seed, temperature = parse_seed(seed), parse_temperature(temperature)
         m = self.get_model(dataset, arch)
         cfg = m.cfg
@@ -672,15 +297,13 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
     ``get_model(dataset, arch)`` defaults to ``demo/registry.py``'s."""
     import gradio as gr
 
-    from demo.components import MAX_TEMPERATURE, image_input, raw
+    from demo.components import image_input, raw
+    from demo.inputs import MAX_TEMPERATURE, canvas_picture, fail
 
     if get_model is None:
         from demo.registry import get_model
     views = ExplainViews(get_model)
     ds0 = DATASET_CHOICES[0][1]
-
-    def fail(e: Exception) -> gr.Error:
-        return gr.Error(str(e), print_exception=False)
 
     def friendly(fn: Callable) -> Callable:
         """``fn`` with its ``ValueError`` (a bad input, a broken checkpoint) as the app's
@@ -690,7 +313,7 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
             try:
                 return fn(*args, **kwargs)
             except ValueError as e:
-                raise fail(e) from None
+                raise fail(str(e)) from None
             finally:
                 batcher.trim_memory()       # the views' autograd passes free hundreds of MB
         return wrapped
@@ -701,12 +324,9 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
         return imaging.editor_value(x.numpy(), c.levels)
 
     def canvas_levels(dataset, value):
-        try:
-            img = imaging.editor_image(value)
-        except ValueError as e:             # an upload that is not an image
-            raise fail(e) from None
+        img = canvas_picture(value, "")
         if img is None:
-            raise fail(ValueError("Draw or upload an image first."))
+            raise fail("Draw or upload an image first.")
         return views.levels_of(dataset, img)
 
     def figure(first: Callable[[], tuple[Image.Image, str]], elem_id: str):

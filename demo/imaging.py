@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import textwrap
 from functools import lru_cache
 
 import numpy as np
@@ -161,7 +162,7 @@ def render_frame(x: np.ndarray, levels: int, pending: np.ndarray | None = None,
     return big
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=16)
 def font(size: int = 13) -> ImageFont.ImageFont:
     """PIL's built-in font at ``size`` pixels (scalable where FreeType is available)."""
     try:
@@ -383,3 +384,79 @@ def editor_mask(value: dict | None, height: int, width: int) -> np.ndarray | Non
         painted |= a[..., 3] > 0
     small = Image.fromarray(painted.astype(np.uint8) * 255).resize((width, height), Image.Resampling.BOX)
     return np.asarray(small) >= 128
+
+
+# ----------------------------------------------------------------------------- figures
+
+# The Explain tab's drawing kit: text strips, stacking, colour maps, upscaled pictures.
+FIGURE_BG = (255, 255, 255)
+FIGURE_TEXT = (25, 25, 25)
+
+
+def text_width(text: str, size: int = 14) -> int:
+    """Pixels ``text`` takes at ``size``."""
+    return int(math.ceil(font(size).getlength(text)))
+
+
+def label(text: str, width: int, size: int = 14, height: int | None = None,
+          colour=FIGURE_TEXT, centre: bool = True) -> Image.Image:
+    """A white strip of ``width`` holding ``text`` (wrapped to fit)."""
+    chars = max(8, int(width / (0.55 * size)))
+    lines = [ln for para in text.split("\n") for ln in (textwrap.wrap(para, chars) or [""])]
+    h = height or len(lines) * (size + 4) + 4
+    im = Image.new("RGB", (width, h), FIGURE_BG)
+    d = ImageDraw.Draw(im)
+    for k, ln in enumerate(lines):
+        x = (width - text_width(ln, size)) // 2 if centre else 4
+        d.text((x, 2 + k * (size + 4)), ln, fill=colour, font=font(size))
+    return im
+
+
+def stack(images: list[Image.Image], axis: int = 0, gap: int = 8, align: str = "centre"
+          ) -> Image.Image:
+    """Images one under the other (``axis=0``) or side by side (``axis=1``) on white."""
+    ws, hs = [im.width for im in images], [im.height for im in images]
+    if axis == 0:
+        out = Image.new("RGB", (max(ws), sum(hs) + gap * (len(images) - 1)), FIGURE_BG)
+        y = 0
+        for im in images:
+            out.paste(im, ((out.width - im.width) // 2 if align == "centre" else 0, y))
+            y += im.height + gap
+    else:
+        out = Image.new("RGB", (sum(ws) + gap * (len(images) - 1), max(hs)), FIGURE_BG)
+        x = 0
+        for im in images:
+            out.paste(im, (x, 0))
+            x += im.width + gap
+    return out
+
+
+@lru_cache(maxsize=None)
+def cmap(name: str) -> np.ndarray:
+    """A matplotlib colour map as a ``(256, 3)`` uint8 table."""
+    import matplotlib
+    table = matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3]
+    return (table * 255).round().astype(np.uint8)
+
+
+def picture(x, levels: int, s: int) -> Image.Image:
+    """An image of levels ``(C, H, W)`` (array or tensor), upscaled ``s`` times (nearest
+    neighbour)."""
+    x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    return Image.fromarray(upscale(to_rgb(x, levels), s))
+
+
+def pixel_scale(height: int, width: int, target: int = 224) -> int:
+    """Upscale factor so that an image is about ``target`` pixels wide (at least 4)."""
+    return max(4, target // max(height, width))
+
+
+def outline(d: ImageDraw.ImageDraw, x: int, y: int, s: int, colour, w: int = 2):
+    """Outline the ``s x s`` cell at ``(x, y)`` just outside its edge."""
+    d.rectangle([x - 1, y - 1, x + s, y + s], outline=colour, width=w)
+
+
+def framed(im: Image.Image) -> Image.Image:
+    """A thin grey frame, so that a white or black image still shows its extent."""
+    ImageDraw.Draw(im).rectangle([0, 0, im.width - 1, im.height - 1], outline=(160, 160, 160))
+    return im

@@ -13,10 +13,13 @@ from PIL import Image
 
 import pixelnet
 from conftest import MS_TINY, TINY
-from demo import app, registry
+from demo import app, batcher, inputs, registry, runs
+from demo import compare_tab as cmp
+from demo import generate_tab as gen
 from demo import imaging as im
 
 DATASETS = list(registry.DATASETS)
+REAL_GET_MODEL = registry.get_model     # the fixtures put tiny models in its place
 
 
 @lru_cache(maxsize=None)
@@ -32,7 +35,7 @@ def tiny(dataset: str, arch: str) -> torch.nn.Module:
 
 @pytest.fixture
 def tiny_models(monkeypatch):
-    monkeypatch.setattr(app, "get_model", tiny)
+    monkeypatch.setattr(registry, "get_model", tiny)
 
 
 def run_all(gen):
@@ -83,11 +86,11 @@ def test_registry_untrained_then_checkpoint_lands(tmp_path, monkeypatch):
 @pytest.mark.parametrize("mode", ["RGBA", "RGB", "L", "LA", "P", "1", "I;16", "F"])
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_any_image_mode_and_size_converts(mode, dataset):
-    _, C, L, H, W = app.shape(dataset)
+    _, C, L, H, W = inputs.shape(dataset)
     rgb = np.random.default_rng(0).integers(0, 256, (57, 91, 3), dtype=np.uint8)
     img = Image.fromarray(rgb)
     img = img.convert("L").convert(mode) if mode in ("I;16", "F") else img.convert(mode)
-    x = app.image_levels(img, dataset)
+    x = inputs.image_levels(img, dataset)
     assert x.shape == (C, H, W) and x.dtype == np.int64
     assert x.min() >= 0 and x.max() < L
 
@@ -95,29 +98,29 @@ def test_any_image_mode_and_size_converts(mode, dataset):
 def test_conversion_details():
     # transparency becomes the dataset's background: black (digits), white (emoji)
     clear = Image.new("RGBA", (64, 64), (255, 0, 0, 0))
-    assert app.image_levels(clear, "mnist").max() == 0
-    assert app.image_levels(clear, "emoji").min() == 255
+    assert inputs.image_levels(clear, "mnist").max() == 0
+    assert inputs.image_levels(clear, "emoji").min() == 255
     # binarized MNIST: threshold at half
     half = Image.fromarray(np.array([[0, 127], [128, 255]], np.uint8)).resize((28, 28), Image.NEAREST)
-    x = app.image_levels(half, "mnist")[0]
+    x = inputs.image_levels(half, "mnist")[0]
     assert x[0, 0] == 0 and x[0, 27] == 0 and x[27, 0] == 1 and x[27, 27] == 1
     # an upload of dark ink on light paper is inverted to light on black
     paper = np.full((100, 100), 255, np.uint8)
     paper[30:70, 45:55] = 0
-    x = app.image_levels(Image.fromarray(paper), "fashion", invert_light=True)[0]
+    x = inputs.image_levels(Image.fromarray(paper), "fashion", invert_light=True)[0]
     assert x[0, 0] == 0 and x[14, 14] == 255
     # aspect kept: a wide image is padded, not stretched
     wide = Image.new("L", (280, 70), 255)
-    x = app.image_levels(wide, "fashion")[0]
+    x = inputs.image_levels(wide, "fashion")[0]
     assert x[0].max() == 0 and x[14].min() == 255
 
 
 def test_upload(tmp_path):
     path = tmp_path / "photo.jpg"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (300, 200, 3), dtype=np.uint8)).save(path)
-    canvas, mask = app.upload(str(path), "Emoji")
-    assert app.canvas_levels(canvas, "Emoji").shape == (3, 32, 32)
-    assert app.canvas_mask(mask, "Emoji")[:16].sum() == 0        # top half kept
+    canvas, mask = inputs.upload(str(path), "Emoji")
+    assert inputs.canvas_levels(canvas, "Emoji").shape == (3, 32, 32)
+    assert inputs.canvas_mask(mask, "Emoji")[:16].sum() == 0        # top half kept
 
 
 @pytest.mark.parametrize("content", [b"hello, not an image", b"", b"\x89PNG\r\n\x1a\n broken"])
@@ -125,32 +128,32 @@ def test_upload_of_a_non_image_is_a_clear_error(tmp_path, content):
     path = tmp_path / "notes.txt"
     path.write_bytes(content)
     with pytest.raises(gr.Error, match="is not an image"):
-        app.upload(str(path), "MNIST digits")
+        inputs.upload(str(path), "MNIST digits")
     with pytest.raises(gr.Error, match="no file"):
-        app.upload(None, "MNIST digits")
+        inputs.upload(None, "MNIST digits")
 
 
 # ----------------------------------------------------------------------------- canvases
 
 @pytest.mark.parametrize("dataset", DATASETS)
-@pytest.mark.parametrize("preset", list(app.PRESETS))
+@pytest.mark.parametrize("preset", list(inputs.PRESETS))
 def test_presets_set_image_and_mask(dataset, preset):
-    _, C, L, H, W = app.shape(dataset)
-    drawing = app.first_example(dataset)[0]
-    canvas, mask = app.apply_preset(preset, dataset, drawing, seed=1)
-    x, m = app.canvas_levels(canvas, dataset), app.canvas_mask(mask, dataset)
+    _, C, L, H, W = inputs.shape(dataset)
+    drawing = inputs.first_example(dataset)[0]
+    canvas, mask = inputs.apply_preset(preset, dataset, drawing, seed=1)
+    x, m = inputs.canvas_levels(canvas, dataset), inputs.canvas_mask(mask, dataset)
     assert x.shape == (C, H, W) and m.shape == (H, W) and m.dtype == bool
     if preset == "Blank":
         assert m.all()
     elif preset == "Seed pixel":
         assert not m[0, 0] and m.sum() == H * W - 1
-        assert (x == app.canvas_levels(drawing, dataset)).all()
+        assert (x == inputs.canvas_levels(drawing, dataset)).all()
     else:
         assert not m[: H // 2].any() and m[H // 2:].all()
     if preset == "Keep top half":
-        assert (x == app.canvas_levels(drawing, dataset)).all()
+        assert (x == inputs.canvas_levels(drawing, dataset)).all()
     # the mask canvas shows the same image under its red layer
-    assert (app.canvas_levels({"background": mask["background"]}, dataset) == x).all()
+    assert (inputs.canvas_levels({"background": mask["background"]}, dataset) == x).all()
 
 
 def test_editor_round_trip_and_drawing():
@@ -161,13 +164,13 @@ def test_editor_round_trip_and_drawing():
     stroke = np.zeros((280, 280, 4), np.uint8)
     stroke[100:120, 50:230] = (255, 255, 255, 255)                   # rows 10-11, cols 5-22
     drawn = {**canvas, "layers": [Image.fromarray(stroke)]}
-    got = app.canvas_levels(drawn, "mnist")[0]
+    got = inputs.canvas_levels(drawn, "mnist")[0]
     assert got[10:12, 5:23].all() and got.sum() == 2 * 18
-    mask = app.canvas_mask(drawn, "mnist")
+    mask = inputs.canvas_mask(drawn, "mnist")
     assert mask[10:12, 5:23].all() and mask.sum() == 2 * 18
-    assert app.canvas_mask({"background": canvas["background"], "layers": []}, "mnist").all()
-    synced = app.sync_mask(drawn, im.mask_editor_value(x, 2, mask), "mnist")
-    assert (app.canvas_mask(synced, "mnist") == mask).all()
+    assert inputs.canvas_mask({"background": canvas["background"], "layers": []}, "mnist").all()
+    synced = inputs.sync_mask(drawn, im.mask_editor_value(x, 2, mask), "mnist")
+    assert (inputs.canvas_mask(synced, "mnist") == mask).all()
 
 
 # ----------------------------------------------------------------------------- generate
@@ -176,15 +179,15 @@ def test_editor_round_trip_and_drawing():
                                           ("Fashion-MNIST", "Row LSTM"),
                                           ("Emoji", "Diagonal BiLSTM")])
 def test_generate_streams_frames_and_keeps_known_pixels(tiny_models, dataset, arch):
-    _, C, L, H, W = app.shape(dataset)
-    canvas, mask = app.first_example(dataset)                        # top half kept
-    known = app.canvas_levels(canvas, dataset)
-    outs = run_all(app.generate(canvas, mask, dataset, arch, 1.0, 7, "Max"))
+    _, C, L, H, W = inputs.shape(dataset)
+    canvas, mask = inputs.first_example(dataset)                        # top half kept
+    known = inputs.canvas_levels(canvas, dataset)
+    outs = run_all(gen.generate(canvas, mask, dataset, arch, 1.0, 7, "Max"))
     assert len(outs) >= 3
     for frame, chart, progress, result, entropy, run in outs[1:-1]:
         assert isinstance(frame, gr.skip().__class__) or is_frame(frame, H, W)
         assert progress.startswith("Pixel ") and "pixels/s" in progress
-        assert isinstance(run, app.Run)
+        assert isinstance(run, runs.Run)
     frames = [o[0] for o in outs if is_frame(o[0], H, W)]
     assert any((f == im.PENDING).all(-1).any() for f in frames[:-1])  # pending shown mid-run
     charts = [o[1] for o in outs[1:-1] if isinstance(o[1], Image.Image)]
@@ -205,32 +208,32 @@ def test_generate_streams_frames_and_keeps_known_pixels(tiny_models, dataset, ar
 
 
 def test_generate_is_reproducible_and_respects_temperature_zero(tiny_models):
-    canvas, mask = app.apply_preset("Blank", "Fashion-MNIST")
-    a = run_all(app.generate(canvas, mask, "Fashion-MNIST", "PixelCNN", 1.0, 3, "Max"))[-1][-1]
-    b = run_all(app.generate(canvas, mask, "Fashion-MNIST", "PixelCNN", 1.0, 3, "Max"))[-1][-1]
+    canvas, mask = inputs.apply_preset("Blank", "Fashion-MNIST")
+    a = run_all(gen.generate(canvas, mask, "Fashion-MNIST", "PixelCNN", 1.0, 3, "Max"))[-1][-1]
+    b = run_all(gen.generate(canvas, mask, "Fashion-MNIST", "PixelCNN", 1.0, 3, "Max"))[-1][-1]
     assert (a.image == b.image).all()
-    c = run_all(app.generate(canvas, mask, "Fashion-MNIST", "PixelCNN", 0, 3, "Max"))[-1][-1]
+    c = run_all(gen.generate(canvas, mask, "Fashion-MNIST", "PixelCNN", 0, 3, "Max"))[-1][-1]
     assert set(np.unique(c.probs[c.generated])) <= {0.0, 1.0}
 
 
 def test_animation_speed_paces_and_caps_frames(tiny_models):
-    canvas, mask = app.apply_preset("Seed pixel", "MNIST digits", app.first_example("mnist")[0])
+    canvas, mask = inputs.apply_preset("Seed pixel", "MNIST digits", inputs.first_example("mnist")[0])
     t = time.perf_counter()
-    outs = run_all(app.generate(canvas, mask, "mnist", "pixelcnn", 1, 0, "Max"))
+    outs = run_all(gen.generate(canvas, mask, "mnist", "pixelcnn", 1, 0, "Max"))
     fast = time.perf_counter() - t
     n_frames = sum(1 for o in outs if not isinstance(o[2], type(gr.skip())))
-    assert n_frames <= 2 + fast * app.MAX_FPS + 2                   # throttled to MAX_FPS
+    assert n_frames <= 2 + fast * runs.MAX_FPS + 2                   # throttled to MAX_FPS
     mask = im.mask_editor_value(np.zeros((1, 28, 28), np.int64), 2,
                                 np.pad(np.ones((1, 10), bool), ((0, 27), (0, 18))))
     t = time.perf_counter()
-    run_all(app.generate(canvas, mask, "mnist", "pixelcnn", 1, 0, "Slow"))   # 10 px at 20/s
-    assert time.perf_counter() - t >= 10 / app.SPEEDS["Slow"] - 0.05
+    run_all(gen.generate(canvas, mask, "mnist", "pixelcnn", 1, 0, "Slow"))   # 10 px at 20/s
+    assert time.perf_counter() - t >= 10 / inputs.SPEEDS["Slow"] - 0.05
 
 
 @pytest.mark.filterwarnings("ignore:Nothing to generate")
 def test_nothing_to_generate_still_scores_the_image(tiny_models):
-    canvas, _ = app.first_example("mnist")
-    outs = run_all(app.generate(canvas, {"background": None, "layers": [Image.new("RGBA", (280, 280))]},
+    canvas, _ = inputs.first_example("mnist")
+    outs = run_all(gen.generate(canvas, {"background": None, "layers": [Image.new("RGBA", (280, 280))]},
                                 "mnist", "PixelCNN", 1, 0, "Max"))
     assert "0 of 784 pixels generated" in outs[-1][3]
 
@@ -257,15 +260,15 @@ def test_nothing_to_generate_still_scores_the_image(tiny_models):
      "could not be read"),
 ])
 def test_bad_input_is_a_clear_error(tiny_models, kwargs, message):
-    args = {"canvas": None, "mask": None, **app.DEFAULTS, **kwargs}
+    args = {"canvas": None, "mask": None, **inputs.DEFAULTS, **kwargs}
     with pytest.raises(gr.Error, match=message):
-        run_all(app.generate(**args))
+        run_all(gen.generate(**args))
 
 
 def test_largest_seed_runs(tiny_models):
-    outs = run_all(app.generate(None, None, "mnist", "PixelCNN", 1.0, 2 ** 63 - 1, "Max"))
+    outs = run_all(gen.generate(None, None, "mnist", "PixelCNN", 1.0, 2 ** 63 - 1, "Max"))
     assert outs[-1][2].startswith("Done")
-    assert app.parse_seed("12") == 12 and app.parse_seed(3.0) == 3 and app.parse_seed(None) == 0
+    assert inputs.parse_seed("12") == 12 and inputs.parse_seed(3.0) == 3 and inputs.parse_seed(None) == 0
 
 
 @pytest.fixture(scope="module")
@@ -290,20 +293,20 @@ def test_huge_and_broken_images_are_refused_before_decoding(huge_png, tmp_path, 
          "could not be read"),
     ]:
         with pytest.raises(gr.Error, match=message) as e:
-            app.canvas_levels(value, "mnist")
+            inputs.canvas_levels(value, "mnist")
         assert str(tmp_path) not in str(e.value) and "/tmp" not in str(e.value)
         if value["layers"]:                                         # the mask reads its layers
             with pytest.raises(gr.Error, match=message):
-                app.canvas_mask(value, "mnist")
+                inputs.canvas_mask(value, "mnist")
     with pytest.raises(gr.Error, match="at most 16.8 megapixels"):
-        app.upload(huge_png, "mnist")
+        inputs.upload(huge_png, "mnist")
     assert rss_mb() - before < 100                                  # nothing was decoded
     # too many bytes: refused from the file's size
     monkeypatch.setattr(im, "MAX_INPUT_BYTES", 1000)
     big = tmp_path / "big.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(big)
     with pytest.raises(gr.Error, match="at most 0 MB"):
-        app.upload(str(big), "mnist")
+        inputs.upload(str(big), "mnist")
     # an image within the limits but larger than the work size is shrunk before compositing
     monkeypatch.setattr(im, "MAX_INPUT_BYTES", 20 * 2 ** 20)
     wide = Image.new("RGBA", (3000, 1500), (255, 255, 255, 255))
@@ -329,37 +332,37 @@ def test_a_broken_checkpoint_is_an_error_naming_the_file(broken_checkpoints, dat
     with pytest.raises(ValueError, match=name) as e:
         registry.get_model(dataset, arch)
     assert str(broken_checkpoints) not in str(e.value)
-    status = app.model_status(dataset, arch)
+    status = gen.model_status(dataset, arch)
     assert status.startswith("⚠️") and name in status and "UNTRAINED" not in status
     with pytest.raises(gr.Error, match=name) as e:
-        run_all(app.generate(None, None, dataset, arch, 1.0, 0, "Max"))
+        run_all(gen.generate(None, None, dataset, arch, 1.0, 0, "Max"))
     assert str(broken_checkpoints) not in str(e.value)
     with pytest.raises(gr.Error, match=f"checkpoints/{dataset}_"):     # the first broken one
-        run_all(app.compare(None, None, dataset, 1.0, 0, "Max"))
+        run_all(cmp.compare(None, None, dataset, 1.0, 0, "Max"))
     (broken_checkpoints / f"{dataset}_{arch}.pt").unlink()         # gone: untrained, flagged
     assert registry.is_untrained(registry.get_model(dataset, arch))
 
 
 def test_inspect(tiny_models):
-    canvas, mask = app.first_example("Emoji")
-    run = run_all(app.generate(canvas, mask, "Emoji", "PixelCNN", 1, 0, "Max"))[-1][-1]
-    chart, text = app.inspect_pixel(run, 20, 5)
+    canvas, mask = inputs.first_example("Emoji")
+    run = run_all(gen.generate(canvas, mask, "Emoji", "PixelCNN", 1, 0, "Max"))[-1][-1]
+    chart, text = gen.inspect_pixel(run, 20, 5)
     assert isinstance(chart, Image.Image) and chart.height > 3 * 80 and "generated" in text
-    chart, text = app.inspect_pixel(run, 3, 3)
+    chart, text = gen.inspect_pixel(run, 3, 3)
     assert chart is not None and "kept from your canvas" in text
     with pytest.raises(gr.Error, match="outside"):
-        app.inspect_pixel(run, 40, 0)
+        gen.inspect_pixel(run, 40, 0)
     with pytest.raises(gr.Error, match="generate an image first"):
-        app.inspect_pixel(None, 0, 0)
+        gen.inspect_pixel(None, 0, 0)
     # during a run: pixels not reached yet say so
-    early = app.Run.start("emoji", "pixelcnn", np.zeros((3, 32, 32), np.int64),
+    early = runs.Run.start("emoji", "pixelcnn", np.zeros((3, 32, 32), np.int64),
                           np.ones((32, 32), bool), 1.0, 256)
-    assert "not been generated yet" in app.inspect_pixel(early, 5, 5)[1]
+    assert "not been generated yet" in gen.inspect_pixel(early, 5, 5)[1]
 
 
 def test_compare_runs_every_architecture(tiny_models):
-    canvas, mask = app.first_example("MNIST digits")
-    outs = run_all(app.compare(canvas, mask, "MNIST digits", 1.0, 0, "Max"))
+    canvas, mask = inputs.first_example("MNIST digits")
+    outs = run_all(cmp.compare(canvas, mask, "MNIST digits", 1.0, 0, "Max"))
     frame, table = outs[-1]
     archs = registry.architectures("mnist")
     assert frame.shape[1] > len(archs) * 28 * im.SCALE
@@ -392,7 +395,6 @@ def class_checkpoints(tmp_path, monkeypatch):
     single-scale MNIST architectures unconditional (all tiny)."""
     monkeypatch.setattr(registry, "CHECKPOINTS", tmp_path)
     monkeypatch.setattr(registry, "_cache", {})
-    monkeypatch.setattr(app, "get_model", registry.get_model)
     pixelnet.save_checkpoint(conditional("mnist", "pixelcnn"), tmp_path / "mnist_pixelcnn.pt",
                              dataset="mnist", class_names=MNIST_NAMES)
     for a in registry.architectures("mnist"):
@@ -402,16 +404,16 @@ def class_checkpoints(tmp_path, monkeypatch):
 
 
 def test_label_reaches_the_sampler(class_checkpoints):
-    canvas, mask = app.apply_preset("Blank", "mnist")
+    canvas, mask = inputs.apply_preset("Blank", "mnist")
     model = registry.get_model("mnist", "pixelcnn")
 
     def sample(label):
-        return run_all(app.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 4, "Max",
+        return run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 4, "Max",
                                     label))[-1][-1]
 
     def alone(y):
-        job = app.batcher.Job(model, app.blank("mnist"), np.ones((28, 28), bool), 1.0, 4, y)
-        app.batcher.submit(job)
+        job = batcher.Job(model, inputs.blank("mnist"), np.ones((28, 28), bool), 1.0, 4, y)
+        batcher.submit(job)
         return job.result(timeout=60)["image"]
 
     three, seven, any_ = sample("3"), sample("7"), sample("Any")
@@ -419,31 +421,31 @@ def test_label_reaches_the_sampler(class_checkpoints):
     assert (three.image == alone(3)).all() and (seven.image == alone(7)).all()
     assert (any_.image == alone(None)).all()              # "Any" is y=None
     assert (sample(None).image == any_.image).all()
-    done = run_all(app.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 4, "Max", "3"))[-1]
+    done = run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 4, "Max", "3"))[-1]
     assert "given class 3" in done[3]
 
 
 def test_bad_label_is_the_apps_message(class_checkpoints):
     with pytest.raises(gr.Error, match="unknown label 'cat'.*Any, 0, 1"):
-        run_all(app.generate(None, None, "mnist", "PixelCNN", 1.0, 0, "Max", "cat"))
+        run_all(gen.generate(None, None, "mnist", "PixelCNN", 1.0, 0, "Max", "cat"))
     with pytest.raises(gr.Error, match="not class-conditional"):
-        run_all(app.generate(None, None, "mnist", "Row LSTM", 1.0, 0, "Max", "3"))
+        run_all(gen.generate(None, None, "mnist", "Row LSTM", 1.0, 0, "Max", "3"))
     with pytest.raises(gr.Error, match="unknown label 'cat'"):
-        run_all(app.compare(None, None, "mnist", 1.0, 0, "Max", "cat"))
+        run_all(cmp.compare(None, None, "mnist", 1.0, 0, "Max", "cat"))
 
 
 def test_class_control_follows_the_model(class_checkpoints):
-    ctl = app.label_control("MNIST digits", "PixelCNN", "7")
+    ctl = inputs.label_control("MNIST digits", "PixelCNN", "7")
     assert ctl["choices"][0] == "Any" and [c for c in ctl["choices"][1:]] == MNIST_NAMES
     assert ctl["value"] == "7" and ctl["interactive"]
-    ctl = app.label_control("MNIST digits", "Row LSTM", "7")
+    ctl = inputs.label_control("MNIST digits", "Row LSTM", "7")
     assert ctl["choices"] == ["Any"] and ctl["value"] == "Any" and not ctl["interactive"]
     assert "not class-conditional" in ctl["info"]
-    assert app.label_control("mnist", None, "2")["choices"] == ["Any", *MNIST_NAMES]
+    assert inputs.label_control("mnist", None, "2")["choices"] == ["Any", *MNIST_NAMES]
 
 
 def test_compare_with_a_label(class_checkpoints):
-    outs = run_all(app.compare(None, None, "mnist", 1.0, 0, "Max", "5"))
+    outs = run_all(cmp.compare(None, None, "mnist", 1.0, 0, "Max", "5"))
     table = outs[-1][1]
     assert "| PixelCNN | 5 |" in table and "| Row LSTM | Any (no classes) |" in table
 
@@ -451,8 +453,8 @@ def test_compare_with_a_label(class_checkpoints):
 def test_compare_panels_one_image_per_architecture(tiny_models):
     """The UI's Compare: an image per architecture (its name is the component's label, not
     text in the pixels), those not offered for the dataset hidden; the table last."""
-    canvas, mask = app.first_example("Fashion-MNIST")
-    outs = run_all(app.compare_panels(canvas, mask, "Fashion-MNIST", 1.0, 0, "Max"))
+    canvas, mask = inputs.first_example("Fashion-MNIST")
+    outs = run_all(cmp.compare_panels(canvas, mask, "Fashion-MNIST", 1.0, 0, "Max"))
     *panels, table = outs[-1]
     assert len(panels) == len(pixelnet.ARCHITECTURES)
     offered = registry.architectures("fashion")
@@ -468,15 +470,15 @@ def test_compare_panels_one_image_per_architecture(tiny_models):
 def test_several_samples_of_one_input_as_a_grid(tiny_models):
     """samples=4: four completions of the same input (seeds seed..seed+3) in one batch, shown
     as a 2x2 grid; each is the run that seed would give alone; each cell can be inspected."""
-    canvas, mask = app.first_example("MNIST digits")
-    outs = run_all(app.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 5, "Max", "Any", 4))
+    canvas, mask = inputs.first_example("MNIST digits")
+    outs = run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 5, "Max", "Any", 4))
     frame, chart, progress, result, entropy, runs = outs[-1]
     side = 2 * 28 * im.SCALE + im.GRID_GAP
     assert frame.shape == (side, side, 3) and entropy.shape == (side, side, 3)
     assert isinstance(runs, list) and len(runs) == 4 and progress.startswith("Done")
     assert "NLL of the 4 samples (seeds 5 to 8)" in result
     for k, run in enumerate(runs):
-        alone = run_all(app.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 5 + k, "Max"))[-1][-1]
+        alone = run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 5 + k, "Max"))[-1][-1]
         assert (run.image == alone.image).all()
         r, c = divmod(k, 2)
         cell = frame[r * (side - 28 * im.SCALE): r * (side - 28 * im.SCALE) + 28 * im.SCALE,
@@ -485,19 +487,19 @@ def test_several_samples_of_one_input_as_a_grid(tiny_models):
     assert len({r.image.tobytes() for r in runs}) > 1            # different seeds, different images
     off = 28 * im.SCALE + im.GRID_GAP                                 # bottom-right cell, pixel (20, 3)
     click = type("Evt", (), {"index": [off + 3 * im.SCALE + 2, off + 20 * im.SCALE + 2]})()
-    chart, text = app.inspect_click(runs, click)
+    chart, text = gen.inspect_click(runs, click)
     assert text.startswith("Sample 4: **Pixel (20, 3)**") and chart is not None
     with pytest.raises(gr.Error, match="inside one of the samples"):
-        app.inspect_click(runs, type("Evt", (), {"index": [28 * im.SCALE + 3, 5]})())
+        gen.inspect_click(runs, type("Evt", (), {"index": [28 * im.SCALE + 3, 5]})())
     for bad in (2, "three", 16, True):
         with pytest.raises(gr.Error, match="samples must be one of 1, 4, 9"):
-            run_all(app.generate(None, None, "mnist", "PixelCNN", 1.0, 0, "Max", "Any", bad))
+            run_all(gen.generate(None, None, "mnist", "PixelCNN", 1.0, 0, "Max", "Any", bad))
 
 
 def test_stop_message():
-    assert app.stopped("Pixel 3 of 784").startswith("⏹ Stopped. Pixel 3")
-    assert app.stopped("Done. PixelCNN") == "Done. PixelCNN"
-    assert app.stopped(None).startswith("⏹ Stopped")
+    assert runs.stopped("Pixel 3 of 784").startswith("⏹ Stopped. Pixel 3")
+    assert runs.stopped("Done. PixelCNN") == "Done. PixelCNN"
+    assert runs.stopped(None).startswith("⏹ Stopped")
 
 
 # ----------------------------------------------------------------------------- served
@@ -512,7 +514,7 @@ def free_port() -> int:
 def served():
     """The app on a free local port, with tiny models."""
     mp = pytest.MonkeyPatch()
-    mp.setattr(app, "get_model", tiny)
+    mp.setattr(registry, "get_model", tiny)
     demo = app.serve(port=free_port(), host="127.0.0.1", block=False)
     yield demo.local_url
     demo.close()
@@ -647,10 +649,10 @@ def test_client_broken_checkpoint_is_named_and_the_server_keeps_serving(
 
     def models(ds, arch):                   # the broken file for MNIST PixelCNN only
         if (registry.dataset_key(ds), registry.arch_key(arch)) == ("mnist", "pixelcnn"):
-            return registry.get_model(ds, arch)
+            return REAL_GET_MODEL(ds, arch)
         return tiny(ds, arch)
 
-    monkeypatch.setattr(app, "get_model", models)
+    monkeypatch.setattr(registry, "get_model", models)
     client = Client(served, verbose=False)
     for endpoint in ("/generate", "/compare"):
         with pytest.raises(Exception, match="checkpoints/mnist_pixelcnn.pt") as e:

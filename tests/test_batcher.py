@@ -9,7 +9,8 @@ import torch
 
 import pixelnet
 from conftest import tiny_model
-from demo import app, batcher
+from demo import batcher, inputs, registry, runs
+from demo import generate_tab as gen
 from demo import imaging as im
 
 
@@ -111,10 +112,10 @@ def test_app_streams_in_one_batch_and_a_closed_stream_leaves_the_other_going(mon
     cancels only its run; the other finishes with the image it gets alone."""
     m = pixelnet.build_model("pixelcnn").eval()
     m.metadata = {"dataset": "mnist", "untrained": True}
-    monkeypatch.setattr(app, "get_model", lambda ds, arch: m)
-    canvas, mask = app.apply_preset("Blank", "mnist")
-    a = app.generate(canvas, mask, "mnist", "pixelcnn", 1.0, 11, "Max")
-    b = app.generate(canvas, mask, "mnist", "pixelcnn", 1.0, 12, "Max")
+    monkeypatch.setattr(registry, "get_model", lambda ds, arch: m)
+    canvas, mask = inputs.apply_preset("Blank", "mnist")
+    a = gen.generate(canvas, mask, "mnist", "pixelcnn", 1.0, 11, "Max")
+    b = gen.generate(canvas, mask, "mnist", "pixelcnn", 1.0, 12, "Max")
     next(a), next(b)                                                # both submitted
     next(a)                                                         # a's first frame: sampling
     a.close()
@@ -127,17 +128,17 @@ def test_app_streams_in_one_batch_and_a_closed_stream_leaves_the_other_going(mon
 
 
 def test_frame_rate_is_shared_among_viewers_by_the_cost_of_a_frame():
-    v = app.Viewers(cost=0.002)
-    assert v.fps() == min(app.MAX_FPS, app.FRAME_CPU / (0.002 + app.UPDATE_S))
+    v = runs.Viewers(cost=0.002)
+    assert v.fps() == min(runs.MAX_FPS, runs.FRAME_CPU / (0.002 + runs.UPDATE_S))
     with v.watching(), v.watching(), v.watching():
-        assert v.fps() == pytest.approx(min(app.MAX_FPS, app.FRAME_CPU / (3 * (0.002 + app.UPDATE_S))))
+        assert v.fps() == pytest.approx(min(runs.MAX_FPS, runs.FRAME_CPU / (3 * (0.002 + runs.UPDATE_S))))
         for _ in range(40):                                         # frames measured dearer
             v.spent(0.05, 1)
-        assert v.cost > 0.03 and v.fps() < app.FRAME_CPU / (3 * 0.03)
+        assert v.cost > 0.03 and v.fps() < runs.FRAME_CPU / (3 * 0.03)
     ctx = [v.watching() for _ in range(200)]
     for c in ctx:
         c.__enter__()
-    assert v.fps() == app.MIN_FPS and v.chart_every() > 1
+    assert v.fps() == runs.MIN_FPS and v.chart_every() > 1
     for c in ctx:
         c.__exit__(None, None, None)
     assert v.n == 0
@@ -147,13 +148,13 @@ def test_frames_are_paced_by_the_animation_speed(monkeypatch):
     """Sampled ahead, revealed at the speed: 10 pixels at 20 pixels/s take half a second."""
     m = tiny_model("pixelcnn", height=28, width=28).eval()
     m.metadata = {"dataset": "mnist", "untrained": True}
-    monkeypatch.setattr(app, "get_model", lambda ds, arch: m)
+    monkeypatch.setattr(registry, "get_model", lambda ds, arch: m)
     x = np.zeros((1, 28, 28), np.int64)
     mask = im.mask_editor_value(x, 2, np.pad(np.ones((1, 10), bool), ((0, 27), (0, 18))))
     canvas = im.editor_value(x, 2)
     t = time.perf_counter()
-    outs = list(app.generate(canvas, mask, "mnist", "pixelcnn", 1, 0, "Slow"))
-    assert time.perf_counter() - t >= 10 / app.SPEEDS["Slow"] - 0.05
+    outs = list(gen.generate(canvas, mask, "mnist", "pixelcnn", 1, 0, "Slow"))
+    assert time.perf_counter() - t >= 10 / inputs.SPEEDS["Slow"] - 0.05
     progress = [o[2] for o in outs[1:-1]]
     assert len(progress) >= 3                                       # frames along the way
     counts = [int(p.split()[1]) for p in progress]
@@ -177,6 +178,6 @@ def test_a_failing_batch_is_an_error_for_each_of_its_runs(monkeypatch):
     for j in jobs:
         with pytest.raises(RuntimeError, match="out of memory"):
             j.result(timeout=60)
-    monkeypatch.setattr(app, "get_model", lambda ds, arch: m)
-    with pytest.raises(app.gr.Error, match="sampling failed"):
-        list(app.generate(None, None, "mnist", "pixelcnn", 1.0, 0, "Max"))
+    monkeypatch.setattr(registry, "get_model", lambda ds, arch: m)
+    with pytest.raises(gen.gr.Error, match="sampling failed"):
+        list(gen.generate(None, None, "mnist", "pixelcnn", 1.0, 0, "Max"))

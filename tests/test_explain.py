@@ -11,6 +11,7 @@ import pixelnet
 from pixelnet import explain as ex
 from pixelnet.layers import make_mask
 from conftest import tiny_model
+from demo import explain_figures as fig
 from demo import explain_tab as et
 from demo import imaging
 from demo.registry import architectures
@@ -50,7 +51,7 @@ def test_pixelcnn_blind_spot_in_the_report():
     assert {(4, j) for j in range(7, 16)} <= missed          # beyond the 7x7 cone, row above
     assert {(3, j) for j in range(8, 16)} <= missed
     assert not any(p[0] == 4 and p[1] < 7 for p in missed)   # the cone itself is seen
-    assert "blind spot" in et.context_summary(rep, 16)
+    assert "blind spot" in fig.context_summary(rep, 16)
 
 
 def test_row_lstm_triangle_in_the_report():
@@ -61,7 +62,7 @@ def test_row_lstm_triangle_in_the_report():
     per_row = seen[:6].sum(1)
     assert (per_row[:-1] >= per_row[1:]).all() and per_row[0] > per_row[5]   # widens upwards
     assert rep.missed.any()
-    assert "triangle" in et.context_summary(rep, 16)
+    assert "triangle" in fig.context_summary(rep, 16)
 
 
 @pytest.mark.parametrize("layers", [1, 2])
@@ -72,7 +73,7 @@ def test_diagonal_bilstm_full_context_but_one(layers):
         rep = ex.context_report(m, i, j)
         expect = [(i - 1, W - 1)] if i > 0 and j < W - 4 else []
         assert rep.missed_pixels() == expect, (i, j)
-        summary = et.context_summary(rep, W)
+        summary = fig.context_summary(rep, W)
         assert ("last pixel of the previous row" in summary) == bool(expect)
         if not expect:
             assert "whole context" in summary
@@ -89,20 +90,20 @@ def test_log_scale():
 def test_receptive_field_rendering_marks_future_unseen_and_target():
     m = tiny_model("pixelcnn", height=8, width=16, layers=2)
     rep = ex.context_report(m, 5, 3)
-    im = np.asarray(et.render_receptive_fields([rep]))
-    L = et.rf_layout(8, 16, 1, 1)
+    im = np.asarray(fig.render_receptive_fields([rep]))
+    L = fig.rf_layout(8, 16, 1, 1)
     s = L["s"]
 
     def cell(i, j, dx=0.5, dy=0.5):
         x, y = L["x0"][0] + int((j + dx) * s), L["top"] + int((i + dy) * s)
-        assert et.rf_pixel_at(L, x, y) == (0, i, j)
+        assert fig.rf_pixel_at(L, x, y) == (0, i, j)
         return tuple(im[y, x])
 
-    assert cell(7, 10) in (et.FUTURE, et.FUTURE_HATCH)       # a future pixel
-    assert cell(4, 12) == et.UNSEEN                          # in the blind spot
-    assert cell(4, 2) not in (et.FUTURE, et.FUTURE_HATCH, et.UNSEEN)
-    assert cell(5, 3, dx=0.0) == et.TARGET                   # the outline's left edge
-    assert et.rf_pixel_at(L, 1, L["top"] + 8 * s + 5) is None
+    assert cell(7, 10) in (fig.FUTURE, fig.FUTURE_HATCH)       # a future pixel
+    assert cell(4, 12) == fig.UNSEEN                          # in the blind spot
+    assert cell(4, 2) not in (fig.FUTURE, fig.FUTURE_HATCH, fig.UNSEEN)
+    assert cell(5, 3, dx=0.0) == fig.TARGET                   # the outline's left edge
+    assert fig.rf_pixel_at(L, 1, L["top"] + 8 * s + 5) is None
 
 
 # ----------------------------------------------------------------------------- masks
@@ -120,8 +121,8 @@ def test_mask_grid_follows_the_rules(kind, kernel):
             assert (k[:ci] == 1).all() and (k[ci, :cj] == 1).all()     # the past: visible
             assert (k[ci, cj + 1:] == 0).all() and (k[ci + 1:] == 0).all()   # the future
             assert k[ci, cj] == (b < a if kind == "A" else b <= a)
-    assert et.centre_summary(ex.mask_grid("A", 7)) == "R sees nothing · G sees R · B sees R, G"
-    assert et.centre_summary(ex.mask_grid("B", 3)) == "R sees R · G sees R, G · B sees R, G, B"
+    assert fig.centre_summary(ex.mask_grid("A", 7)) == "R sees nothing · G sees R · B sees R, G"
+    assert fig.centre_summary(ex.mask_grid("B", 3)) == "R sees R · G sees R, G · B sees R, G, B"
 
 
 def test_group_mask_reads_the_real_models():
@@ -147,12 +148,12 @@ def test_group_mask_reads_the_real_models():
 
 def test_mask_rendering_shows_visible_cells_in_group_colours():
     grid = ex.mask_grid("A", 3)
-    im = et.render_mask("t", grid)
+    im = fig.render_mask("t", grid)
     a = np.asarray(im)
-    for colour in et.GROUP_RGB:          # every input group's colour is drawn somewhere
+    for colour in fig.GROUP_RGB:          # every input group's colour is drawn somewhere
         assert (a.reshape(-1, 3) == colour).all(1).any()
-    grey = np.asarray(et.render_mask("t", ex.mask_grid("B", 3, channels=1)))
-    assert (grey.reshape(-1, 3) == et.GREY_INK).all(1).any()
+    grey = np.asarray(fig.render_mask("t", ex.mask_grid("B", 3, channels=1)))
+    assert (grey.reshape(-1, 3) == fig.GREY_INK).all(1).any()
 
 
 # ----------------------------------------------------------------------------- skew
@@ -322,7 +323,7 @@ def test_generation_gif_has_one_frame_per_step_asked(channels, levels, n_frames,
     assert durations[-1] > durations[0] or n_frames == 1         # the finished image is held
     # the last frame is the finished sample (same seed): compare the top-left pixels' colours
     final = pixelnet.sample(m, 1, seed=3)[0]
-    s = et.pixel_scale(6, 6, 196)
+    s = imaging.pixel_scale(6, 6, 196)
     gif.seek(n_frames - 1)
     a = np.asarray(gif.convert("RGB"))
     want = imaging.to_rgb(final.numpy(), levels)
@@ -364,8 +365,8 @@ def test_tab_builds_in_a_blocks():
     assert isinstance(views, et.ExplainViews)
     img, text = views.receptive_field("emoji", 3, 4, "G")
     assert "channel G of pixel **(3, 4)**" in text and img.width > 0
-    assert views.click("mnist", *[v + 1 for v in (et.rf_layout(8, 8, 1, 3)["x0"][2],
-                                                       et.rf_layout(8, 8, 1, 3)["top"])]) == (0, 0)
+    assert views.click("mnist", *[v + 1 for v in (fig.rf_layout(8, 8, 1, 3)["x0"][2],
+                                                       fig.rf_layout(8, 8, 1, 3)["top"])]) == (0, 0)
     assert demo.fns                                              # the views' events are wired
 
 

@@ -1,0 +1,283 @@
+"""The Generate tab: draw or mask pixels, pick an architecture, watch the model fill them in
+pixel by pixel with the softmax behind every pixel; then inspect any pixel.
+
+The handlers are plain functions (tested directly in ``tests/test_app.py``);
+:func:`build_generate_tab` lays the tab out and wires its events next to its components.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Iterator
+
+import gradio as gr
+
+import pixelnet
+from demo import batcher
+from demo import imaging as im
+from demo import registry
+from demo.components import image_input, raw
+from demo.inputs import (ANY, DEFAULTS, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS, apply_preset,
+                         fail, first_example, label_control, load_model, parse_label,
+                         parse_samples, preview, shape, start_inputs, sync_mask, upload)
+from demo.registry import ARCH_NAMES, DATASET_INFO, DATASETS, architectures, dataset_key, describe
+from demo.runs import VIEWERS, Run, follow, stopped
+from pixelnet.sampling import MAX_SEED
+
+
+EDITOR_H, FRAME_H, CHART_H = 300, 300, 190
+"""Pixel heights of the editors, the sample and its softmax chart: at 1280x800 the canvas,
+the sample, the chart and Generate fit the first screen, before and during a run; fixed, so
+that nothing moves when a run starts or the chart changes."""
+
+
+# ----------------------------------------------------------------------------- handlers
+
+def generate(canvas: dict | None = None, mask: dict | None = None,
+             dataset: str = DEFAULTS["dataset"], architecture: str = DEFAULTS["architecture"],
+             temperature: float = DEFAULTS["temperature"], seed: float = DEFAULTS["seed"],
+             speed: str = DEFAULTS["speed"], label: str = DEFAULTS["label"],
+             samples: int = DEFAULTS["samples"]) -> Iterator[tuple]:
+    """Stream a generation: yields ``(frame, softmax chart, progress, result, entropy map,
+    run)`` as the raster scan moves; the last one holds the sample, its NLL and the map.
+    ``label``: "Any" or one of a class-conditional model's class names. ``samples`` (1, 4
+    or 9): completions of the same input, seeds ``seed, seed + 1, ...``, sampled as one
+    batch and shown as a grid (the frame, the entropy map); ``run`` is then the list of
+    runs, and the chart and progress follow the first."""
+    ds, arch, temperature, seed, rate, known, gen = start_inputs(
+        canvas, mask, dataset, architecture, temperature, seed, speed)
+    count = parse_samples(samples)
+    model = load_model(ds, arch)
+    y = parse_label(label, model)
+    C, L = known.shape[0], model.cfg.levels
+    runs = [Run.start(ds, arch, known, gen, temperature, L) for _ in range(count)]
+    run, state = runs[0], (runs[0] if count == 1 else runs)
+    status = describe(model)
+    if not gen.any():
+        gr.Warning("Nothing to generate: paint the mask canvas where pixels should be "
+                   "generated (or pick a preset).")
+    jobs = [batcher.Job(model, known, gen, temperature, (seed + k) % MAX_SEED, y)
+            for k in range(count)]
+    job = jobs[0]
+    batcher.submit(jobs)
+    t0 = time.perf_counter()
+
+    def frame(pos):
+        return im.grid([r.frame(pos) for r in runs])
+
+    try:
+        with VIEWERS.watching():
+            yield frame(None), None, f"Starting… {status}", "", None, state
+            n = job.total // C
+            for frame_no in follow(jobs, runs, rate):
+                i, j, c = run.last
+                k = int(run.done.sum()) // C
+                channel = f" {im.CHANNEL_NAMES[C][c]}" if C > 1 else ""
+                progress = (f"Pixel {k} of {n} at ({i}, {j}){channel} · "
+                            f"{k / max(time.perf_counter() - t0, 1e-6):.0f} pixels/s · {status}")
+                t = time.thread_time()
+                chart = gr.skip()
+                if frame_no % VIEWERS.chart_every() == 1 or VIEWERS.chart_every() == 1:
+                    chart = run.chart(i, j, c, f"pixel ({i}, {j}): softmax over {L} levels, "
+                                               "sampled value in red")
+                image = frame((i, j))
+                VIEWERS.spent(time.thread_time() - t, count)
+                yield image, chart, progress, gr.skip(), gr.skip(), state
+    finally:
+        for jb in jobs:
+            jb.cancel()               # Stop or a closed page: the rest of the batch goes on
+    nats, ent = run.nll, run.entropy
+    seconds = time.perf_counter() - t0
+    many = "" if count == 1 else (
+        f"**NLL of the {count} samples (seeds {seed} to {seed + count - 1}):** "
+        f"{', '.join(f'{r.nll:.2f}' for r in runs)} nats. The first: ")
+    result = (f"{many}**NLL of this sample: {nats:.2f} nats** "
+              f"({pixelnet.bits_per_dim(nats, known.size):.3f} bits/dim) under {ARCH_NAMES[arch]}"
+              f"{'' if y is None else f' given class {label}'}; "
+              f"{int(gen.sum())} of {gen.size} pixels generated in {seconds:.1f} s. "
+              f"Uncertainty map: entropy per pixel, 0 (black) to "
+              f"{max(float(r.entropy.max()) for r in runs):.2f} bits (yellow). "
+              "Click any pixel to inspect it.")
+    pos = run.last[:2] if run.last else None
+    chart = run.chart(*pos, title=f"last pixel ({pos[0]}, {pos[1]})") if pos else None
+    ents = [im.heatmap(r.entropy, vmax=max(float(q.entropy.max()) for q in runs)) for r in runs]
+    yield frame(None), chart, f"Done. {status}", result, im.grid(ents), state
+
+
+def inspect_pixel(run: Run | None, i: int, j: int) -> tuple[object, str]:
+    """The distribution(s) the model had at pixel ``(i, j)`` of the session's run."""
+    if run is None:
+        raise fail("generate an image first, then click one of its pixels")
+    C, H, W = run.image.shape
+    if not (0 <= i < H and 0 <= j < W):
+        raise fail(f"pixel ({i}, {j}) is outside the {H}x{W} image")
+    names = im.CHANNEL_NAMES.get(C)
+    value = ", ".join(f"{names[c]} {int(run.image[c, i, j])}" for c in range(C))
+    if not run.have[:, i, j].any():
+        return None, f"Pixel ({i}, {j}) has not been generated yet."
+    kind = "generated" if run.generated[:, i, j].any() else "kept from your canvas"
+    note = "" if run.have[:, i, j].all() else " (the rest once it is sampled)"
+    chart = run.chart(i, j, title=f"pixel ({i}, {j}): {kind}")
+    return chart, (f"**Pixel ({i}, {j})**, {kind}: value {value}. The bars are the model's "
+                   f"softmax there given every earlier pixel, at temperature "
+                   f"{run.temperature:g}{note}.")
+
+
+def inspect_click(run: Run | list[Run] | None, evt: gr.SelectData) -> tuple[object, str]:
+    """Inspect the pixel under a click on the generated image (on a grid of samples, in the
+    cell clicked)."""
+    x, y = evt.index[:2]
+    if not isinstance(run, list):
+        return inspect_pixel(run, int(y) // im.SCALE, int(x) // im.SCALE)
+    _, H, W = run[0].image.shape
+    hit = im.grid_cell(x, y, len(run), H * im.SCALE, W * im.SCALE)
+    if hit is None:
+        raise fail("click inside one of the samples")
+    k, x, y = hit
+    chart, text = inspect_pixel(run[k], int(y) // im.SCALE, int(x) // im.SCALE)
+    return chart, f"Sample {k + 1}: {text}"
+
+
+
+def model_status(dataset: str, architecture: str) -> str:
+    """The status line of the chosen model (trained or not)."""
+    try:
+        return describe(registry.get_model(dataset, architecture))
+    except ValueError as e:
+        return f"⚠️ {e}"
+
+
+def change_dataset(dataset: str, architecture: str):
+    """New dataset: its first example with the bottom half to complete, its architectures."""
+    archs = [ARCH_NAMES[a] for a in architectures(dataset)]
+    arch = architecture if architecture in archs else archs[0]
+    c, m = first_example(dataset)
+    return c, m, gr.update(choices=archs, value=arch), model_status(dataset, arch), \
+        im.bar_chart([None] * shape(dataset)[1], [None] * shape(dataset)[1], shape(dataset)[2])
+
+
+
+# ----------------------------------------------------------------------------- the tab
+
+@dataclass
+class GenerateTab:
+    """The Generate tab's components that the other tabs read (Compare runs the same canvas,
+    mask and controls) and its dataset event (they follow a dataset change)."""
+    canvas: gr.ImageEditor
+    mask_canvas: gr.ImageEditor
+    dataset: gr.Dropdown
+    temperature: gr.Slider
+    seed: gr.Number
+    speed: gr.Radio
+    dataset_changed: gr.events.Dependency
+
+
+def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
+    """Lay out the Generate tab in the current Gradio context and wire its events (``demo``:
+    the app, for its load events)."""
+    ds0 = DEFAULTS["dataset"]
+    canvas0, mask0 = first_example(ds0)
+    C0, L0 = shape(ds0)[1:3]
+    size = (DATASET_INFO[dataset_key(ds0)].width * im.SCALE,) * 2
+    gray_brush = gr.Brush(colors=["#ffffff", "#808080", "#000000"], default_size=12,
+                          color_mode="defaults")
+    run_state = gr.State(None)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            canvas = image_input(
+                canvas0, label="Canvas",
+                type="pil", image_mode="RGBA", sources=[], format="png",
+                brush=gray_brush, eraser=gr.Eraser(default_size=12),
+                canvas_size=size, layers=False, transforms=[],
+                elem_id="canvas", elem_classes="pixelated", height=EDITOR_H)
+            with gr.Row():
+                preset_btns = {p: gr.Button(p, size="sm", elem_id=f"preset-{k}")
+                               for k, p in enumerate(PRESETS)}
+            upload_btn = gr.UploadButton("Upload an image (any size)", file_count="single",
+                                         size="sm")
+        with gr.Column(scale=1, min_width=300):
+            mask_canvas = image_input(
+                mask0, label="Mask (red = generate)",
+                type="pil", image_mode="RGBA", sources=[], format="png",
+                brush=gr.Brush(colors=[("#ff2828", 0.55)], default_size=14,
+                               color_mode="fixed"),
+                eraser=gr.Eraser(default_size=14), canvas_size=size, layers=False,
+                transforms=[], elem_id="mask", elem_classes="pixelated",
+                height=EDITOR_H)
+            with gr.Row():
+                dataset = raw(gr.Dropdown(list(DATASETS), value=ds0, label="Dataset",
+                                          elem_id="dataset"))
+                architecture = raw(gr.Dropdown(
+                    [ARCH_NAMES[a] for a in architectures(ds0)],
+                    value=DEFAULTS["architecture"], label="Architecture", elem_id="arch"))
+            with gr.Row():
+                temperature = raw(gr.Slider(0, MAX_TEMPERATURE, DEFAULTS["temperature"],
+                                            step=0.05,
+                                            label="Temperature (0 = most likely value)"))
+                seed = raw(gr.Number(DEFAULTS["seed"], precision=0, label="Seed"))
+                label = raw(gr.Dropdown([ANY], value=ANY, label="Class",
+                                        elem_id="label", interactive=False))
+            speed = raw(gr.Radio(list(SPEEDS), value=DEFAULTS["speed"],
+                                 label="Animation speed (Slow 20, Medium 80, Fast 300 "
+                                       "pixels/s; Max: as fast as it samples)"))
+            samples = raw(gr.Radio(list(SAMPLES), value=1, elem_id="samples",
+                                   label="Samples (completions of the same input, "
+                                         "as a grid)"))
+            status = gr.Markdown(model_status(ds0, DEFAULTS["architecture"]))
+        with gr.Column(scale=1, min_width=320):
+            frame = gr.Image(preview(canvas0, mask0, ds0),
+                             label="Sample", type="numpy",
+                             format="png", interactive=False, elem_id="frame",
+                             elem_classes="pixelated", height=FRAME_H)
+            with gr.Row():
+                go = gr.Button("Generate", variant="primary", elem_id="generate")
+                stop = gr.Button("Stop", variant="stop", elem_id="stop")
+            chart = gr.Image(im.bar_chart([None] * C0, [None] * C0, L0), type="pil",
+                             format="png", show_label=False, interactive=False,
+                             elem_id="chart", label="softmax of the current pixel",
+                             height=CHART_H, buttons=[],
+                             alt_text="bar chart: the model's softmax for the current "
+                                      "pixel, the sampled value in red")
+            progress = gr.Markdown("", elem_id="progress", label="progress")
+    with gr.Row(equal_height=False):
+        entropy = gr.Image(None, type="numpy", format="png", interactive=False,
+                           label="Uncertainty (entropy)", elem_classes="pixelated",
+                           elem_id="entropy", height=300, scale=1)
+    result = gr.Markdown("", elem_id="result", label="result")
+    with gr.Row(equal_height=False):
+        inspect_chart = gr.Image(None, type="pil", format="png", interactive=False,
+                                 show_label=False, scale=2, elem_id="inspect")
+        inspect_text = gr.Markdown("**Inspect**: click a pixel of the sample to see "
+                                   "the distribution the model had there.")
+
+    controls = [dataset, architecture, temperature, seed, speed, label, samples]
+    gen_evt = go.click(generate, [canvas, mask_canvas, *controls],
+                       [frame, chart, progress, result, entropy, run_state],
+                       api_name="generate", concurrency_id="sampler")
+    stop.click(None, cancels=[gen_evt]).then(
+        stopped, progress, progress, api_visibility="private")
+    previewed = dict(fn=preview, inputs=[canvas, mask_canvas, dataset], outputs=frame,
+                     api_visibility="private")
+    for name, btn in preset_btns.items():
+        btn.click(partial(apply_preset, name), [dataset, canvas, seed], [canvas, mask_canvas],
+                  api_visibility="private").success(**previewed)
+    upload_btn.upload(upload, [upload_btn, dataset], [canvas, mask_canvas],
+                      api_name="upload").success(**previewed)
+    canvas.input(sync_mask, [canvas, mask_canvas, dataset], mask_canvas,
+                 api_visibility="private", trigger_mode="always_last")
+    ds_evt = dataset.input(change_dataset, [dataset, architecture],
+                           [canvas, mask_canvas, architecture, status, chart],
+                           api_visibility="private")
+    ds_evt.success(**previewed)
+    labelled = dict(fn=label_control, inputs=[dataset, architecture, label], outputs=label,
+                    api_visibility="private")
+    ds_evt.success(**labelled)
+    architecture.input(model_status, [dataset, architecture], status, api_visibility="private")
+    architecture.input(**labelled)
+    frame.select(inspect_click, run_state, [inspect_chart, inspect_text],
+                 api_visibility="private")
+    demo.load(model_status, [dataset, architecture], status, api_visibility="private")
+    demo.load(**labelled)
+    return GenerateTab(canvas, mask_canvas, dataset, temperature, seed, speed, ds_evt)
+
