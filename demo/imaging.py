@@ -16,10 +16,18 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 SCALE = 10                                  # screen pixels per model pixel
-PENDING = np.array([52, 62, 92], np.uint8)  # not generated yet
+# Not generated yet: a diagonal hatch of two slate blues. No data value is a hatch (a model
+# pixel is one uniform SCALE x SCALE block), and neither blue is a grey, so a pending pixel
+# stands out on any image, emoji included, and in a GIF (issue 17: it was black).
+PENDING = np.array([52, 62, 92], np.uint8)          # the hatch's ground
+PENDING_STRIPE = np.array([128, 144, 196], np.uint8)
+HATCH_PERIOD, HATCH_WIDTH = 5, 2            # a stripe of 2 screen pixels every 5, along x + y
 MARK = (255, 40, 40)                        # the current position / the sampled value
 MASK_RGBA = (255, 40, 40, 140)              # painted "regenerate here"
-CHANNEL_COLOURS = {1: [(150, 150, 150)], 3: [(220, 70, 70), (70, 170, 70), (70, 110, 230)]}
+CHANNEL_COLOURS = {1: [(165, 165, 165)], 3: [(236, 150, 150), (140, 198, 140), (150, 170, 236)]}
+"""Bar colours (light, so that the sampled value's bar in ``MARK`` red stands out)."""
+CHANNEL_TEXT = {1: [(60, 60, 60)], 3: [(178, 24, 24), (24, 110, 24), (36, 66, 200)]}
+"""Channel names' colours: >= 4.5:1 on white and on the current channel's band."""
 CHANNEL_NAMES = {1: ["gray"], 3: ["R", "G", "B"]}
 
 
@@ -145,13 +153,41 @@ def upscale(rgb: np.ndarray, scale: int = SCALE) -> np.ndarray:
     return rgb.repeat(scale, 0).repeat(scale, 1)
 
 
+@lru_cache(maxsize=8)
+def hatch(height: int, width: int) -> np.ndarray:
+    """The pending pattern ``(height, width, 3)`` uint8 (read-only): ``PENDING`` with diagonal
+    ``PENDING_STRIPE`` stripes, in screen pixels, so that it runs on across cells."""
+    y, x = np.ogrid[:height, :width]
+    out = np.where(((x + y) % HATCH_PERIOD < HATCH_WIDTH)[..., None], PENDING_STRIPE, PENDING)
+    out = out.astype(np.uint8)
+    out.flags.writeable = False
+    return out
+
+
+def pending_cells(frame: np.ndarray, scale: int = SCALE, tol: int = 0) -> np.ndarray:
+    """``(H, W)`` bool: the cells of an upscaled frame ``(H * scale, W * scale, 3)`` that show
+    the pending hatch (within ``tol`` per channel: a GIF's palette may move colours)."""
+    frame = np.asarray(frame)[..., :3].astype(np.int16)
+    h, w = frame.shape[0] // scale, frame.shape[1] // scale
+    frame = frame[:h * scale, :w * scale]
+    close = (np.abs(frame - hatch(h * scale, w * scale)) <= tol).all(-1)
+    return close.reshape(h, scale, w, scale).all((1, 3))
+
+
 def render_frame(x: np.ndarray, levels: int, pending: np.ndarray | None = None,
                  pos: tuple[int, int] | None = None, scale: int = SCALE) -> np.ndarray:
-    """The image so far, upscaled: ``pending`` (H, W) pixels greyed out, ``pos`` outlined."""
-    rgb = to_rgb(x, levels)
+    """The image so far, upscaled: ``pending`` (H, W) pixels hatched (:func:`hatch`), ``pos``
+    outlined."""
+    big = upscale(to_rgb(x, levels), scale)
     if pending is not None:
-        rgb[pending] = PENDING
-    big = upscale(rgb, scale)
+        pending = np.asarray(pending, bool)
+        pattern, cols = hatch(*big.shape[:2]), pending.repeat(scale, 1)
+        for i in np.nonzero(pending.any(1))[0]:     # row by row: 4x faster than one np.where
+            rows = slice(i * scale, (i + 1) * scale)
+            if pending[i].all():
+                big[rows] = pattern[rows]
+            else:
+                np.copyto(big[rows], pattern[rows], where=cols[i][None, :, None])
     if pos is not None:
         i, j = pos
         y0, x0, y1, x1 = i * scale, j * scale, (i + 1) * scale - 1, (j + 1) * scale - 1
@@ -171,64 +207,130 @@ def font(size: int = 13) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def bar_chart(dists: list[np.ndarray | None], values: list[int | None], levels: int,
-              current: int | None = None, title: str = "", width: int = 560) -> Image.Image:
-    """One panel per channel: the softmax over ``levels`` as bars, the sampled value in red.
+CHART_W, CHART_H = 320, 190
+"""A softmax chart's size in pixels: the size it is shown at (``#chart`` is 190 CSS px high
+and 394 wide at 1280x800, 326 on a 390x844 phone), so that its text is not scaled down."""
+CHART_FONT = 12
+"""The smallest text in a chart, in pixels (>= 11 CSS px on screen, shown 1:1)."""
+CHART_BINS = 32
+"""Bars in a panel at most: 256 levels are shown as 32 bins of 8 values (1-px spikes were
+unreadable), each bin's height its total probability."""
+CURRENT_BAND = (255, 244, 208)               # behind the channel being sampled
+INK, GREY_INK = (20, 20, 20), (84, 84, 84)   # text: 16:1 and 6.6:1 on white
 
-    ``dists[c]`` is channel ``c``'s distribution (None: not drawn yet), ``values[c]`` the
-    value drawn there; ``current`` is the channel being sampled (its panel is framed).
+
+def chart_ticks(levels: int) -> list[int]:
+    """The levels labelled under a chart: every level up to 8, else 0, the quarters and the
+    last (256 levels: 0, 64, 128, 192, 255)."""
+    if levels <= 8:
+        return list(range(levels))
+    return sorted({0, levels // 4, levels // 2, 3 * levels // 4, levels - 1})
+
+
+def fit_text(text: str, width: float, size: int) -> str:
+    """``text``, cut at a word with "..." if it is wider than ``width`` pixels at ``size``."""
+    f = font(size)
+    if f.getlength(text) <= width:
+        return text
+    words = text.split(" ")
+    while words and f.getlength(" ".join(words) + " ...") > width:
+        words.pop()
+    return " ".join(words) + " ..."
+
+
+def bar_chart(dists: list[np.ndarray | None], values: list[int | None], levels: int,
+              current: int | None = None, title: str = "", width: int = CHART_W,
+              height: int = CHART_H) -> Image.Image:
+    """The softmax of one pixel: one panel per channel (gray, or R, G and B one under the
+    other on a shared axis), the sampled value's bar in red with a red triangle under it and
+    its value in words ("sampled 187").
+
+    ``dists[c]`` is channel ``c``'s distribution over ``levels`` (None: not drawn yet),
+    ``values[c]`` the value drawn there; ``current`` is the channel being sampled (its panel
+    is on a light band). More than ``CHART_BINS`` levels are binned (256: 32 bins of 8 values);
+    bars are scaled to the tallest. All text is at least ``CHART_FONT`` pixels.
     """
     C = len(dists)
-    names, colours = CHANNEL_NAMES.get(C, [str(c) for c in range(C)]), CHANNEL_COLOURS.get(C)
-    f, small = font(14), font(12)
-    panel_h, top, left, right = 108, 24 if title else 4, 44, 10
-    img = Image.new("RGB", (width, top + panel_h * C), "white")
+    names = CHANNEL_NAMES.get(C, [str(c) for c in range(C)])
+    bar_colours = CHANNEL_COLOURS.get(C, [(165, 165, 165)] * C)
+    name_colours = CHANNEL_TEXT.get(C, [INK] * C)
+    small, big = CHART_FONT, CHART_FONT + 2
+    img = Image.new("RGB", (width, height), "white")
     d = ImageDraw.Draw(img)
-    if title:
-        stamp(img, (left, 4), title, (0, 0, 0), 14)
+    binned = levels > CHART_BINS
+    size = -(-levels // CHART_BINS) if binned else 1        # values per bar
+    top = 0
+    if title or binned:
+        note = f"bars: {size} values each" if binned else ""
+        room = width - 8 - (font(small).getlength(note) + 10 if note else 0)
+        stamp(img, (4, 1), fit_text(title, room, small), INK, small)
+        stamp(img, (width - 4 - font(small).getlength(note), 1), note, GREY_INK, small)
+        top = small + 5
+    tick_h = small + 6                                      # the shared axis' labels
+    panel_h = (height - top - tick_h) // C
+    left, right = (6, 8) if C == 1 else (84, 8)
     plot_w = width - left - right
+
+    def x_of(v: float) -> float:                            # level -> x of its left edge
+        return left + v * plot_w / levels
+
+    if current is not None and 0 <= current < C and C > 1:
+        y0 = top + current * panel_h
+        d.rectangle((0, y0, width - 1, y0 + panel_h - 1), fill=CURRENT_BAND)
     for c in range(C):
         y0 = top + c * panel_h
-        base, plot_h = y0 + panel_h - 20, panel_h - 54
-        colour = colours[c] if colours else (150, 150, 150)
-        stamp(img, (6, base - plot_h // 2 - 8), names[c], colour, 14)
-        if current is not None and c == current and C > 1:
-            d.rectangle((1, y0 + 1, width - 2, y0 + panel_h - 2), outline=(60, 60, 60))
+        base = y0 + panel_h - 8                             # room for the triangle under it
+        p, v = dists[c], values[c]
+        # the words: above the bars for one channel, in a column on the left for three
+        if C == 1:
+            words_h = big + 4
+            if p is not None and v is not None:
+                stamp(img, (left, y0 + 2), f"sampled {v}", INK, big)
+                x = left + font(big).getlength(f"sampled {v}") + 8
+                stamp(img, (x, y0 + 3), f"p = {float(p[v]):.3f}", GREY_INK, small)
+        else:
+            words_h = 2
+            stamp(img, (6, y0 + 2), names[c], name_colours[c], big)
+            if p is not None and v is not None:
+                stamp(img, (6 + font(big).getlength(names[c]) + 6, y0 + 3), "sampled", GREY_INK, small)
+                stamp(img, (6, y0 + big + 4), str(v), INK, big)
+                stamp(img, (6 + font(big).getlength(str(v)) + 6, y0 + big + 5),
+                      f"p {float(p[v]):.3f}", GREY_INK, small)
+        plot_top = y0 + words_h + (small + 2 if (not binned and C == 1 and plot_w / levels >= 36) else 2)
+        plot_h = max(4, base - plot_top)
         d.line((left, base, left + plot_w, base), fill=(120, 120, 120))
-        p = dists[c]
+        for k in chart_ticks(levels):
+            x = x_of(k + 0.5)
+            d.line((x, base + 1, x, base + 3), fill=(120, 120, 120))
         if p is None:
-            stamp(img, (left + 4, base - 22), "not sampled yet", (120, 120, 120), 14)
+            stamp(img, (left + 6, base - plot_h // 2 - small // 2), "not sampled yet", GREY_INK, small)
             continue
         p = np.asarray(p, np.float64)
-        pmax = float(p.max()) or 1.0
-        bw = plot_w / levels
-        v = values[c]
-        heights = np.round(p / pmax * plot_h).astype(int)
-        gap = 1 if bw > 3 else 0
-        if levels > 16:                     # many thin bars: filled as one array, not one by one
-            bars = _bars(heights, plot_w, plot_h, bw, colour)
-            img.paste(Image.fromarray(bars), (left, base - plot_h))
-        else:
-            for k in np.nonzero(heights)[0]:
-                x0 = left + k * bw
-                d.rectangle((x0 + gap, base - heights[k], max(x0 + gap, x0 + bw - gap), base),
-                            fill=colour)
-                stamp(img, (x0 + bw / 2 - 14, base - heights[k] - 15), f"{p[k]:.3f}", (0, 0, 0), 12)
+        starts = np.arange(0, levels, size)
+        pb = np.add.reduceat(p, starts)                     # (bars,) probability of each bar
+        heights = np.round(pb / (float(pb.max()) or 1.0) * plot_h).astype(int)
+        hit = None if v is None else int(v) // size
+        if hit is not None:
+            heights[hit] = max(heights[hit], 2)             # a sampled unlikely value shows
+        gap = 1 if plot_w / len(starts) >= 4 else 0
+        for b in np.nonzero(heights)[0]:
+            x0, x1 = x_of(starts[b]) + gap, x_of(min(starts[b] + size, levels)) - gap - 1
+            d.rectangle((x0, base - heights[b], max(x0, x1), base - 1),
+                        fill=MARK if b == hit else bar_colours[c])
+            if not binned and C == 1 and plot_w / levels >= 36:   # room for its probability
+                label = f"{pb[b]:.3f}"
+                tx = (x0 + x1) / 2 - font(small).getlength(label) / 2
+                stamp(img, (tx, base - heights[b] - small - 2), label, INK, small)
         if v is not None:
-            xv = left + (v + 0.5) * bw
-            d.polygon([(xv, base + 2), (xv - 5, base + 10), (xv + 5, base + 10)], fill=MARK)
-            if levels > 16:
-                d.line((xv, base, xv, base - max(heights[v], 3)), fill=MARK, width=max(2, min(6, int(bw))))
-            else:
-                d.rectangle((left + v * bw + gap, base - heights[v], left + (v + 1) * bw - gap, base),
-                            outline=MARK, width=3)
-        ticks = range(levels) if levels <= 16 else (0, levels // 4, levels // 2, 3 * levels // 4, levels - 1)
-        for k in ticks:
-            x = min(left + (k + 0.5) * bw - 4, width - right - 20)
-            stamp(img, (x, base + 10), str(k), (90, 90, 90), 12)
-        label = f"sampled {v}: p = {p[v]:.3f}" if v is not None else ""
-        stamp(img, (left + 4, y0 + 4), f"{label}   (bars scaled to max p = {pmax:.3f})",
-              (0, 0, 0), 12)
+            xv = x_of(int(v) + 0.5)
+            d.polygon([(xv, base + 1), (xv - 5, base + 7), (xv + 5, base + 7)], fill=MARK)
+    # the shared axis: tick labels under the last panel, inside the image
+    y = top + C * panel_h + 1
+    for k in chart_ticks(levels):
+        label = f"{k} ({'black' if k == 0 else 'white'})" if C == 1 and levels == 2 else str(k)
+        w = font(small).getlength(label)
+        x = min(max(x_of(k + 0.5) - w / 2, 1), width - 1 - w)
+        stamp(img, (x, y), label, GREY_INK, small)
     return img
 
 
@@ -256,16 +358,6 @@ def stamp(img: Image.Image, xy: tuple[float, float], text: str, fill: tuple[int,
             img.paste(tuple(fill), (int(x), y, int(x) + mask.width, y + mask.height), mask)
             x += f.getlength(word)
         x += space
-
-
-def _bars(heights: np.ndarray, width: int, height: int, bw: float, colour) -> np.ndarray:
-    """``(height + 1, width, 3)`` uint8: bar ``k`` (``heights[k]`` pixels, bottom-aligned) over
-    columns ``[k * bw, (k + 1) * bw)`` on white, the bottom row being the baseline."""
-    level = np.minimum((np.arange(width) / bw).astype(int), len(heights) - 1)   # per column
-    rows = np.arange(height, -1, -1)[:, None]                                   # height .. 0
-    out = np.full((height + 1, width, 3), 255, np.uint8)
-    out[(rows <= heights[level][None]) & (heights[level][None] > 0)] = colour
-    return out
 
 
 @lru_cache(maxsize=1)
