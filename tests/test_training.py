@@ -357,3 +357,25 @@ def test_fewer_levels_quantize_the_data_and_regroup_a_warm_start(tmp_path):
         train.main(TINY + paths(tmp_path, "bad") + ["--levels", "4"])
     with pytest.raises(ValueError, match="allows 2 to 256"):
         train.main(tiny + paths(tmp_path, "bad") + ["--levels", "300"])
+
+
+def test_balance_draws_every_class_equally_often():
+    """--balance: an epoch's images are drawn with every class equally likely (the same
+    draw for a resumed run), instead of each image once; it needs a class-conditional model."""
+    y = torch.cat([torch.zeros(90, dtype=torch.long), torch.ones(10, dtype=torch.long)])
+    data = train.Data(torch.zeros(100, 1, 2, 2, dtype=torch.uint8), torch.zeros(1, 1, 2, 2),
+                      {}, train_y=y)
+    cfg = train.TrainConfig(dataset="fashion", balance=True, hparams={"classes": 10})
+    sampler = train.DistributedSampler(range(100), 1, 0, shuffle=True, seed=0, drop_last=True)
+    shares = []
+    for epoch in range(20):
+        _, idx = train.epoch_batches(sampler, data, cfg, epoch, 25, 4)
+        shares.append(y[idx.flatten()].float().mean().item())
+    assert 0.4 < sum(shares) / len(shares) < 0.6                   # class 1 is 10% of images
+    _, again = train.epoch_batches(sampler, data, cfg, 3, 25, 4)
+    assert torch.equal(again, train.epoch_batches(sampler, data, cfg, 3, 25, 4)[1])
+    plain = train.TrainConfig(dataset="fashion", hparams={"classes": 10})
+    _, once = train.epoch_batches(sampler, data, plain, 0, 25, 4)
+    assert sorted(once.flatten().tolist()) == list(range(100))
+    with pytest.raises(ValueError, match="needs --classes"):
+        train.main(TINY + ["--balance"])

@@ -96,6 +96,10 @@ class TrainConfig:
     init_from: str = field(default="", metadata={
         "help": "start from this published checkpoint's weights (and its hyperparameters; "
                 "the optimizer starts afresh), e.g. checkpoints/mnist_pixelcnn.pt"})
+    balance: bool = field(default=False, metadata={
+        "help": "class-conditional models: draw each epoch's images with every class equally "
+                "likely (with replacement) instead of each image once, so that small classes "
+                "(e.g. emoji Smileys, 4%%) are seen as often as large ones"})
     levels: int = field(default=0, metadata={
         "help": "levels per channel the model draws (0: the dataset's). Fewer than an 8-bit "
                 "dataset's 256 quantize its images into equal bins: our choice for colour "
@@ -117,6 +121,8 @@ class TrainConfig:
                              "--max-train-images >= 0, --warmup >= 0")
         if not 0 <= self.ema < 1:
             raise ValueError(f"--ema must be in [0, 1) (0: off), got {self.ema}")
+        if self.balance and not self.classes and not self.init_from:   # (it may give classes)
+            raise ValueError("--balance draws classes equally often: it needs --classes")
         if not 0 <= self.label_drop <= 1:
             raise ValueError(f"--label-drop must be in [0, 1], got {self.label_drop}")
         info = DATASETS[self.dataset]
@@ -401,6 +407,13 @@ def epoch_batches(sampler: DistributedSampler, data: Data, cfg: TrainConfig, epo
     indices into them."""
     sampler.set_epoch(epoch)
     idx = torch.tensor(list(sampler))[:steps * local_batch]
+    if cfg.balance and data.train_y is not None:
+        # the same draw in every process (seeded by the epoch), which then takes its share
+        counts = torch.bincount(data.train_y).float()
+        g = torch.Generator().manual_seed(cfg.seed * 7_919 + epoch)
+        draw = torch.multinomial(1.0 / counts[data.train_y], len(sampler) * sampler.num_replicas,
+                                 replacement=True, generator=g)
+        idx = draw[sampler.rank::sampler.num_replicas][:steps * local_batch]
     x = data.train
     if DATASETS[cfg.dataset].binarized:
         x = binarize(x, torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
@@ -669,9 +682,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     types = {"int": int, "float": float, "str": str, "bool": bool}
     for f in dataclasses.fields(TrainConfig):
-        if f.name != "hparams":
-            p.add_argument("--" + f.name.replace("_", "-"), type=types[f.type], default=f.default,
-                           help=f.metadata["help"])
+        if f.name == "hparams":
+            continue
+        kind = dict(action=argparse.BooleanOptionalAction) if f.type == "bool" else \
+            dict(type=types[f.type])
+        p.add_argument("--" + f.name.replace("_", "-"), default=f.default,
+                       help=f.metadata["help"], **kind)
     g = p.add_argument_group("model hyperparameters (default: the architecture's config "
                              "dataclass, i.e. the paper's MNIST sizes)")
     for name, f in _model_fields().items():
