@@ -19,8 +19,9 @@ from demo import imaging as im
 from demo.components import raw
 from demo.generate_tab import FRAME_H, GenerateTab
 from demo.inputs import (ANY, DEFAULTS, fail, label_choices, label_control, load_model,
-                         parse_label, shape, start_inputs)
-from demo.registry import ARCH_NAMES, architectures, class_names, title, training
+                         model_levels, parse_label, shape, start_inputs)
+from demo.registry import (ARCH_NAMES, architectures, class_names, coarse, of_levels, title,
+                           training)
 from demo.runs import VIEWERS, Run, follow, stopped
 
 
@@ -67,9 +68,12 @@ def compare_stream(canvas, mask, dataset, temperature, seed, speed, label
         canvas, mask, ds, archs[0], temperature, seed, speed)
     models = {a: load_model(ds, a) for a in archs}
     ys = compare_labels(label, [models[a] for a in archs])
-    L, C = models[archs[0]].cfg.levels, known.shape[0]
-    runs = [Run.start(ds, a, known, gen, temperature, L) for a in archs]
-    jobs = [batcher.Job(models[a], known, gen, temperature, seed, y) for a, y in zip(archs, ys)]
+    C = known.shape[0]
+    # each model sees the canvas at its own levels (a coarse colour model: quantized)
+    seen = {a: model_levels(known, ds, models[a].cfg.levels) for a in archs}
+    runs = [Run.start(ds, a, seen[a], gen, temperature, models[a].cfg.levels) for a in archs]
+    jobs = [batcher.Job(models[a], seen[a], gen, temperature, seed, y)
+            for a, y in zip(archs, ys)]
     batcher.submit(jobs)
     try:
         with VIEWERS.watching():
@@ -90,9 +94,13 @@ def compare_stream(canvas, mask, dataset, temperature, seed, speed, label
         cls = label if y is not None else (ANY if class_names(models[a]) or label == ANY
                                            else f"{ANY} (no classes)")
         rows.append(f"| {ARCH_NAMES[a]} | {cls} | {run.nll:.2f} | "
-                    f"{pixelnet.bits_per_dim(run.nll, known.size):.3f} | {res['seconds']:.2f} s "
+                    f"{pixelnet.bits_per_dim(run.nll, known.size):.3f}{of_levels(models[a], ds)} | "
+                    f"{res['seconds']:.2f} s "
                     f"({res['batch_size']} run{'s' if res['batch_size'] > 1 else ''}) | "
                     f"{title(models[a])}: {training(models[a])} |")
+    if any(coarse(m, ds) for m in models.values()):
+        rows.append("\nBits/dim of N levels: that model predicts N levels a channel (the "
+                    "image quantized), so its NLL is not comparable with a 256-level model's.")
     yield archs, [r.frame(None) for r in runs], "\n".join(rows)
 
 

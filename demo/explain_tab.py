@@ -38,8 +38,10 @@ from demo.explain_figures import (GROUP_NAMES, centre_summary, context_summary, 
                                   render_generation_frame, render_likelihoods, render_masks,
                                   render_receptive_fields, render_skew_frame, rf_layout,
                                   rf_pixel_at)
-from demo.registry import ARCH_NAMES as LABELS, DATASETS, architectures, class_names, is_untrained, single_scale  # noqa: E402
+from demo.registry import (ARCH_NAMES as LABELS, DATASET_INFO, DATASETS, architectures,  # noqa: E402
+                           class_names, dataset_key, is_untrained, single_scale)
 from pixelnet import explain as ex  # noqa: E402
+from pixelnet.data import quantize  # noqa: E402
 
 DATASET_CHOICES = list(DATASETS.items())          # (display name, key) for the dropdowns
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -152,12 +154,32 @@ class ExplainViews:
         """The config (channels, levels, height, width) of the dataset's models."""
         return self.get_model(dataset, RF_ARCHS[0]).cfg
 
+    @staticmethod
+    def data_levels(dataset: str) -> int:
+        """The levels of the dataset's images (the canvas's, the presets'): 8-bit colour and
+        grey, binarized MNIST. A model with fewer levels sees them quantized (:meth:`seen`)."""
+        return DATASET_INFO[dataset_key(dataset)].levels
+
+    def seen(self, model: torch.nn.Module, dataset: str, x: torch.Tensor) -> torch.Tensor:
+        """Images ``x`` at the dataset's levels as ``model`` sees them: quantized to its
+        levels where it has fewer (``pixelnet.data.quantize``)."""
+        return x if model.cfg.levels == self.data_levels(dataset) else quantize(x, model.cfg.levels)
+
+    def flags(self, model: torch.nn.Module, dataset: str) -> str:
+        """What to say under a model's name, e.g. ``"\\n(untrained, 8 levels)"``: untrained, or
+        fewer levels than the data (its NLL and bits/dim are then over its own levels, not
+        comparable with a 256-level model's); "" for neither."""
+        words = ["untrained"] if is_untrained(model) else []
+        if model.cfg.levels != self.data_levels(dataset):
+            words.append(f"{model.cfg.levels} levels")
+        return f"\n({', '.join(words)})" if words else ""
+
     def levels_of(self, dataset: str, img: Image.Image, invert_light: bool = True
                   ) -> torch.Tensor:
-        """A picture (drawn or uploaded) as the dataset's model input ``(C, H, W)``."""
+        """A picture (drawn or uploaded) as the dataset's image ``(C, H, W)`` at its levels."""
         c = self.shape(dataset)
-        return torch.from_numpy(imaging.to_levels(img, c.channels, c.levels, c.height, c.width,
-                                             invert_light))
+        return torch.from_numpy(imaging.to_levels(img, c.channels, self.data_levels(dataset),
+                                                  c.height, c.width, invert_light))
 
     # 1 ----------------------------------------------------------------------------
     def reports(self, dataset: str, i: int, j: int, c: int) -> list[ex.ContextReport]:
@@ -215,17 +237,29 @@ class ExplainViews:
     # 4 ----------------------------------------------------------------------------
     def score(self, dataset: str, rows: list[tuple[str, torch.Tensor]]
               ) -> tuple[Image.Image, list[list]]:
-        """Every architecture's NLL of each ``(name, (C, H, W) image)``: the figure and
-        table rows ``[image, architecture, nats, bits/dim]``."""
+        """Every architecture's NLL of each ``(name, (C, H, W) image)`` at the dataset's levels
+        (each model scores it at its own levels): the figure and table rows ``[image,
+        architecture, nats, bits/dim]``; a model with fewer levels is marked "N levels"."""
         models = {a: self.get_model(dataset, a) for a in architectures(dataset)}
-        levels = next(iter(models.values())).cfg.levels
-        scored = [(name, x, {a: ex.nll_heatmap(m, x) for a, m in models.items()})
-                  for name, x in rows]
-        notes = {a: "\n(untrained)" if is_untrained(m) else "" for a, m in models.items()}
+        scored = [(name, x, {a: ex.nll_heatmap(m, self.seen(m, dataset, x))
+                             for a, m in models.items()}) for name, x in rows]
+        notes = {a: self.flags(m, dataset) for a, m in models.items()}
         table = [[name, LABELS.get(a, a) + notes[a].replace("\n", " "),
                   round(float(maps[a].nats[0]), 2), round(float(maps[a].bits_per_dim[0]), 4)]
                  for name, _, maps in scored for a in models]
-        return render_likelihoods(scored, levels, notes), table
+        return render_likelihoods(scored, self.data_levels(dataset), notes), table
+
+    def levels_note(self, dataset: str) -> str:
+        """Markdown (a paragraph, or "" when every model has the data's levels): which models
+        predict fewer levels, so that their bits/dim are not compared with the others'."""
+        coarse = [f"{LABELS.get(a, a)} ({m.cfg.levels} levels)" for a in architectures(dataset)
+                  if (m := self.get_model(dataset, a)).cfg.levels != self.data_levels(dataset)]
+        if not coarse:
+            return ""
+        return (f"**Levels differ:** {', '.join(coarse)} score{'s' if len(coarse) == 1 else ''} "
+                f"the image quantized to fewer levels than its {self.data_levels(dataset)}; "
+                "bits/dim are per each model's own levels, so they are not comparable across "
+                "level counts.\n\n")
 
     def posteriors(self, dataset: str, x: torch.Tensor
                    ) -> dict[str, tuple[list[str], np.ndarray] | None]:
@@ -239,7 +273,7 @@ class ExplainViews:
                 out[a] = None
                 continue
             with torch.no_grad():
-                out[a] = names, pixelnet.class_posterior(m, x).numpy()
+                out[a] = names, pixelnet.class_posterior(m, self.seen(m, dataset, x)).numpy()
         return out
 
     def classify(self, dataset: str, rows: list[tuple[str, torch.Tensor]], top: int = 3) -> str:
@@ -271,13 +305,14 @@ class ExplainViews:
 
     def preset(self, dataset: str) -> tuple[Image.Image, list[list]]:
         cfg = self.shape(dataset)
-        return self.score(dataset, preset_images(dataset, cfg.channels, cfg.levels,
-                                                 cfg.height, cfg.width))
+        return self.score(dataset, preset_images(dataset, cfg.channels,
+                                                 self.data_levels(dataset), cfg.height, cfg.width))
 
     # 5 ----------------------------------------------------------------------------
     def gif(self, dataset: str, arch: str, n_frames: int, seed: int, temperature: float,
             known: torch.Tensor | None = None) -> str:
-        """A generation GIF; with ``known`` ``(C, H, W)``, its bottom half is regenerated.
+        """A generation GIF; with ``known`` ``(C, H, W)`` at the dataset's levels, its bottom
+        half is regenerated (by a model with fewer levels, from ``known`` quantized).
         ``n_frames`` is capped at the number of generation steps. ``seed`` and
         ``temperature`` are checked (``gr.Error`` with the app's message)."""
         from demo.inputs import parse_seed, parse_temperature
@@ -286,6 +321,7 @@ class ExplainViews:
         cfg = m.cfg
         mask = None
         if known is not None:
+            known = self.seen(m, dataset, known)
             mask = torch.zeros(cfg.height, cfg.width, dtype=torch.bool)
             mask[cfg.height // 2:] = True
         total = cfg.channels * (int(mask.sum()) if mask is not None else cfg.height * cfg.width)
@@ -319,9 +355,9 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
         return wrapped
 
     def canvas_value(dataset):
-        c = views.shape(dataset)
-        x = example_levels(f"{dataset}_0", c.channels, c.levels, c.height, c.width)
-        return imaging.editor_value(x.numpy(), c.levels)
+        c, levels = views.shape(dataset), views.data_levels(dataset)
+        x = example_levels(f"{dataset}_0", c.channels, levels, c.height, c.width)
+        return imaging.editor_value(x.numpy(), levels)
 
     def canvas_levels(dataset, value):
         img = canvas_picture(value, "")
@@ -453,13 +489,16 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
             @friendly
             def lk_score_fn(dataset, value):
                 rows = [("your image", canvas_levels(dataset, value))]
-                return (*views.score(dataset, rows), views.classify(dataset, rows))
+                return (*views.score(dataset, rows), views.levels_note(dataset)
+                        + views.classify(dataset, rows))
 
             @friendly
             def lk_preset_fn(dataset):
                 cfg = views.shape(dataset)
-                rows = preset_images(dataset, cfg.channels, cfg.levels, cfg.height, cfg.width)
-                return (*views.score(dataset, rows), views.classify(dataset, rows))
+                rows = preset_images(dataset, cfg.channels, views.data_levels(dataset),
+                                     cfg.height, cfg.width)
+                return (*views.score(dataset, rows), views.levels_note(dataset)
+                        + views.classify(dataset, rows))
 
             lk_data.input(canvas_value, lk_data, lk_canvas)
             lk_score.click(lk_score_fn, [lk_data, lk_canvas], [lk_img, lk_table, lk_classes])

@@ -20,8 +20,10 @@ from demo import registry
 from demo.components import image_input, raw
 from demo.inputs import (ANY, DEFAULTS, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS, apply_preset,
                          fail, first_example, label_control, load_model, parse_label,
-                         parse_samples, preview, shape, start_inputs, sync_mask, upload)
-from demo.registry import ARCH_NAMES, DATASET_INFO, DATASETS, architectures, dataset_key, describe
+                         model_levels, parse_samples, preview, shape, start_inputs, sync_mask,
+                         upload)
+from demo.registry import (ARCH_NAMES, DATASET_INFO, DATASETS, architectures, dataset_key, describe,
+                           of_levels)
 from demo.runs import VIEWERS, Run, follow, stopped
 from pixelnet.sampling import MAX_SEED
 
@@ -51,6 +53,7 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
     model = load_model(ds, arch)
     y = parse_label(label, model)
     C, L = known.shape[0], model.cfg.levels
+    known = model_levels(known, ds, L)          # the canvas as this model sees it
     runs = [Run.start(ds, arch, known, gen, temperature, L) for _ in range(count)]
     run, state = runs[0], (runs[0] if count == 1 else runs)
     status = describe(model)
@@ -93,7 +96,8 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
         f"**NLL of the {count} samples (seeds {seed} to {seed + count - 1}):** "
         f"{', '.join(f'{r.nll:.2f}' for r in runs)} nats. The first: ")
     result = (f"{many}**NLL of this sample: {nats:.2f} nats** "
-              f"({pixelnet.bits_per_dim(nats, known.size):.3f} bits/dim) under {ARCH_NAMES[arch]}"
+              f"({pixelnet.bits_per_dim(nats, known.size):.3f} bits/dim{of_levels(model, ds)}) "
+              f"under {ARCH_NAMES[arch]}"
               f"{'' if y is None else f' given class {label}'}; "
               f"{int(gen.sum())} of {gen.size} pixels generated in {seconds:.1f} s. "
               f"Uncertainty map: entropy per pixel, 0 (black) to "
@@ -154,7 +158,18 @@ def change_dataset(dataset: str, architecture: str):
     arch = architecture if architecture in archs else archs[0]
     c, m = first_example(dataset)
     return c, m, gr.update(choices=archs, value=arch), model_status(dataset, arch), \
-        im.bar_chart([None] * shape(dataset)[1], [None] * shape(dataset)[1], shape(dataset)[2])
+        empty_chart(dataset, arch)
+
+
+def empty_chart(dataset: str, architecture: str):
+    """The softmax chart before a run: the chosen model's levels (a coarse model has fewer
+    than its dataset), nothing sampled yet."""
+    _, C, L, _, _ = shape(dataset)
+    try:
+        L = registry.get_model(dataset, architecture).cfg.levels
+    except ValueError:
+        pass                            # a broken checkpoint: the status line says so
+    return im.bar_chart([None] * C, [None] * C, L)
 
 
 
@@ -178,7 +193,6 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     the app, for its load events)."""
     ds0 = DEFAULTS["dataset"]
     canvas0, mask0 = first_example(ds0)
-    C0, L0 = shape(ds0)[1:3]
     size = (DATASET_INFO[dataset_key(ds0)].width * im.SCALE,) * 2
     gray_brush = gr.Brush(colors=["#ffffff", "#808080", "#000000"], default_size=12,
                           color_mode="defaults")
@@ -233,7 +247,7 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
             with gr.Row():
                 go = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop")
-            chart = gr.Image(im.bar_chart([None] * C0, [None] * C0, L0), type="pil",
+            chart = gr.Image(empty_chart(ds0, DEFAULTS["architecture"]), type="pil",
                              format="png", show_label=False, interactive=False,
                              elem_id="chart", label="softmax of the current pixel",
                              height=CHART_H, buttons=[],
@@ -274,6 +288,7 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                     api_visibility="private")
     ds_evt.success(**labelled)
     architecture.input(model_status, [dataset, architecture], status, api_visibility="private")
+    architecture.input(empty_chart, [dataset, architecture], chart, api_visibility="private")
     architecture.input(**labelled)
     frame.select(inspect_click, run_state, [inspect_chart, inspect_text],
                  api_visibility="private")

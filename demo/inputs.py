@@ -20,6 +20,7 @@ from demo import imaging as im
 from demo import registry
 from demo.registry import (ARCH_NAMES, DATASET_INFO, architectures, arch_key, class_names,
                            dataset_key, title)
+from pixelnet.data import quantize
 from pixelnet.sampling import MAX_SEED   # seeds are 0 <= seed < MAX_SEED (the library's check)
 from pixelnet.sampling import completion_inputs
 
@@ -291,3 +292,15 @@ def start_inputs(canvas, mask_canvas, dataset, architecture, temperature, seed, 
     return (ds, arch, temperature, seed, rate, canvas_levels(canvas, ds),
             canvas_mask(mask_canvas, ds))
 
+
+def model_levels(x: np.ndarray, dataset: str, levels: int) -> np.ndarray:
+    """A canvas image ``(C, H, W)`` at the dataset's levels as input for a model of ``levels``
+    levels: quantized (``pixelnet.data.quantize``) where the model has fewer levels than the
+    8-bit data (a coarse colour model), unchanged where they agree."""
+    data_levels = shape(dataset)[2]
+    if levels == data_levels:
+        return x
+    if data_levels != 256 or not 2 <= levels < 256:
+        raise fail(f"a model of {levels} levels cannot read {dataset} images of {data_levels} "
+                   "levels")
+    return quantize(torch.from_numpy(np.asarray(x, np.int64)), levels).numpy()

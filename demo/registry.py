@@ -128,9 +128,13 @@ def _load(path: Path, ds: str, arch: str) -> torch.nn.Module | ValueError:
                           "model in its place.")
     shape = DATASET_INFO[ds].model_shape()
     got = {k: model.cfg.__dict__.get(k) for k in shape}
-    if model.arch != arch or got != shape:
+    # fewer levels than the data is a model's choice (8-bit colour seen as 8 levels a
+    # channel: the app quantizes its input, pixelnet.data.quantize); more is not the dataset
+    levels_ok = isinstance(got["levels"], int) and (
+        got["levels"] == shape["levels"] or (shape["levels"] == 256 and 2 <= got["levels"] < 256))
+    if model.arch != arch or not levels_ok or {**got, "levels": shape["levels"]} != shape:
         return ValueError(f"{name} holds a {model.arch} model for {got}, not a {arch} model "
-                          f"for {ds} {shape}. Replace or delete the file.")
+                          f"for {ds} {shape} (or fewer levels). Replace or delete the file.")
     return model
 
 
@@ -186,7 +190,20 @@ def training(model: torch.nn.Module) -> str:
             nll = f"{split} NLL {meta[key]:.2f} nats"
             if model.cfg.levels > 2:        # 8-bit data: the paper reports bits/dim
                 dims = model.cfg.channels * model.cfg.height * model.cfg.width
-                nll += f" ({pixelnet.bits_per_dim(meta[key], dims):.3f} bits/dim)"
+                nll += f" ({pixelnet.bits_per_dim(meta[key], dims):.3f} bits/dim{of_levels(model)})"
             parts.append(nll)
             break
     return ", ".join(parts)
+
+
+def coarse(model: torch.nn.Module, dataset: str | None = None) -> bool:
+    """True for a model with fewer levels than its dataset's images (``dataset``, else the
+    one its metadata names): it sees the 8-bit images quantized (``pixelnet.data.quantize``)."""
+    ds = dataset_key(dataset) if dataset else getattr(model, "metadata", {}).get("dataset")
+    return ds in DATASET_INFO and model.cfg.levels < DATASET_INFO[ds].levels
+
+
+def of_levels(model: torch.nn.Module, dataset: str | None = None) -> str:
+    """" of N levels" after the bits/dim of a :func:`coarse` model (its NLL is over N levels
+    a channel: not comparable with a 256-level model's), else ""."""
+    return f" of {model.cfg.levels} levels" if coarse(model, dataset) else ""

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 from gradio import processing_utils
 
 from demo import batcher
 from demo import imaging as im
 from demo.inputs import fail
+from pixelnet.data import dequantize
 
 
 MAX_FPS = 15                        # frames per second to one viewer, at most
@@ -80,7 +82,9 @@ class Run:
         return (self.generated & ~self.done).any(0)
 
     def frame(self, pos: tuple[int, int] | None) -> np.ndarray:
-        return im.render_frame(self.image, self.levels, self.pending(), pos)
+        """The image so far, upscaled: every model's levels shown as 8-bit values
+        (``pixelnet.data.dequantize``), so runs of models of different levels share a look."""
+        return im.render_frame(eight_bit(self.image, self.levels), 256, self.pending(), pos)
 
     def chart(self, i: int, j: int, current: int | None = None, title: str = ""):
         """The bar chart of pixel ``(i, j)``'s channels (those whose distribution is known)."""
@@ -98,6 +102,14 @@ class Run:
         self.have[:], self.done[:] = True, self.generated
         self.finished, self.nll, self.entropy = True, result["nll"], result["entropy"]
         return self.nll, self.entropy
+
+
+def eight_bit(x: np.ndarray, levels: int) -> np.ndarray:
+    """Levels ``[0, levels)`` of a model's image as the 8-bit values they stand for
+    (``pixelnet.data.dequantize``: level ``l`` is ``255 l / (levels - 1)``)."""
+    if levels == 256:
+        return x
+    return dequantize(torch.from_numpy(np.asarray(x)), levels).numpy().astype(np.int64)
 
 
 class Viewers:

@@ -503,6 +503,81 @@ def test_stop_message():
     assert runs.stopped(None).startswith("⏹ Stopped")
 
 
+# ----------------------------------------------------------------------------- levels
+
+@pytest.fixture
+def coarse_emoji(tmp_path, monkeypatch):
+    """checkpoints/ in a tmp folder: a tiny emoji PixelCNN of 8 levels a channel (fewer than
+    the data's 256), the other single-scale emoji architectures tiny at 256 levels."""
+    monkeypatch.setattr(registry, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(registry, "_cache", {})
+    torch.manual_seed(0)
+    shape = {**registry.DATASET_INFO["emoji"].model_shape(), "levels": 8}
+    pixelnet.save_checkpoint(pixelnet.build_model("pixelcnn", **shape, **TINY).eval(),
+                             tmp_path / "emoji_pixelcnn.pt", dataset="emoji", test_nll=2000.0)
+    for a in registry.architectures("emoji"):
+        if a != "pixelcnn":
+            pixelnet.save_checkpoint(tiny("emoji", a), tmp_path / f"emoji_{a}.pt", dataset="emoji")
+    return tmp_path
+
+
+def test_registry_takes_a_model_of_fewer_levels_than_the_data(coarse_emoji):
+    m = registry.get_model("Emoji", "PixelCNN")
+    assert m.cfg.levels == 8 and registry.coarse(m, "emoji") and registry.coarse(m)
+    assert "bits/dim of 8 levels" in registry.describe(m)
+    other = registry.get_model("emoji", "row_lstm")
+    assert not registry.coarse(other, "emoji") and "levels" not in registry.describe(other)
+    # more levels than the data (binarized MNIST has 2) is another dataset's model
+    more = pixelnet.build_model("pixelcnn", **{**registry.DATASET_INFO["mnist"].model_shape(),
+                                               "levels": 4}, **TINY)
+    pixelnet.save_checkpoint(more, coarse_emoji / "mnist_pixelcnn.pt", dataset="mnist")
+    with pytest.raises(ValueError, match="checkpoints/mnist_pixelcnn.pt holds"):
+        registry.get_model("mnist", "pixelcnn")
+
+
+def centres(frame: np.ndarray) -> np.ndarray:
+    """The colour at the centre of each model pixel of a frame, ``(3, H, W)``."""
+    s = im.SCALE
+    return frame[s // 2::s, s // 2::s].transpose(2, 0, 1).astype(int)
+
+
+def test_generate_with_a_model_of_fewer_levels(coarse_emoji):
+    """The canvas holds 8-bit colour; an 8-level model completes it quantized, its softmax
+    has 8 bars, its frames show levels as 8-bit values, its bits/dim say 8 levels."""
+    canvas, mask = inputs.first_example("Emoji")                     # top half kept
+    x = inputs.canvas_levels(canvas, "emoji")
+    assert x.max() > 8                                               # 8-bit on the canvas
+    outs = run_all(gen.generate(canvas, mask, "Emoji", "PixelCNN", 1.0, 3, "Max"))
+    frame, _, progress, result, _, run = outs[-1]
+    assert progress.startswith("Done") and run.levels == 8 and run.image.max() < 8
+    assert run.probs.shape == (3, 32, 32, 8)
+    np.testing.assert_allclose(run.probs.sum(-1), 1, atol=1e-4)
+    want = pixelnet.data.quantize(torch.from_numpy(x), 8).numpy()
+    assert (run.image[:, :16] == want[:, :16]).all()                 # the kept half, quantized
+    eight_bit = pixelnet.data.dequantize(torch.from_numpy(run.image), 8).numpy()
+    assert (centres(frame) == eight_bit).all()                       # shown via dequantize
+    assert "bits/dim of 8 levels" in result
+    chart, text = gen.inspect_pixel(run, 20, 5)
+    assert isinstance(chart, Image.Image) and "generated" in text
+
+
+def test_compare_mixes_models_of_different_levels(coarse_emoji):
+    canvas, mask = inputs.first_example("Emoji")
+    x = inputs.canvas_levels(canvas, "emoji")
+    outs = run_all(cmp.compare_panels(canvas, mask, "Emoji", 1.0, 0, "Max"))
+    *panels, table = outs[-1]
+    shown = {a: centres(p["value"]) for a, p in zip(pixelnet.ARCHITECTURES, panels)
+             if p.get("visible")}
+    assert set(shown) == set(registry.architectures("emoji"))
+    coarse_top = pixelnet.data.dequantize(pixelnet.data.quantize(torch.from_numpy(x), 8), 8)
+    for a, img in shown.items():                                     # the kept top half
+        want = coarse_top.numpy() if a == "pixelcnn" else x
+        assert (img[:, :16] == want[:, :16]).all(), a
+    assert (shown["pixelcnn"][:, :16] != x[:, :16]).any()            # quantized: visibly so
+    line = next(r for r in table.splitlines() if r.startswith(f"| {registry.ARCH_NAMES['pixelcnn']} |"))
+    assert "of 8 levels" in line and "not comparable" in table
+
+
 # ----------------------------------------------------------------------------- served
 
 def free_port() -> int:

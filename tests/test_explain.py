@@ -307,6 +307,48 @@ def test_untrained_models_are_flagged():
         del tiny_factory("fashion", arch).metadata
 
 
+@functools.lru_cache(maxsize=None)
+def coarse_factory(dataset, arch):
+    """tiny_factory, but the emoji PixelCNN predicts 8 levels a channel (the data has 256)."""
+    if (dataset, arch) == ("emoji", "pixelcnn"):
+        return tiny_model(arch, channels=3, levels=8, height=8, width=8).eval()
+    return tiny_factory(dataset, arch)
+
+
+def test_likelihood_with_a_model_of_fewer_levels():
+    """Each model scores the 8-bit image at its own levels; the 8-level one is marked, and
+    the note says its bits/dim are not comparable."""
+    views = et.ExplainViews(coarse_factory)
+    _, table = views.preset("emoji")
+    presets = et.preset_images("emoji", 3, 256, 8, 8)
+    archs = architectures("emoji")
+    for k, (name, x) in enumerate(presets):
+        for row, a in zip(table[k * len(archs): (k + 1) * len(archs)], archs):
+            m = coarse_factory("emoji", a)
+            seen = pixelnet.data.quantize(x, 8) if a == "pixelcnn" else x
+            with torch.no_grad():
+                assert row[2] == pytest.approx(float(pixelnet.nll(m, seen[None])), abs=0.01)
+            assert ("8 levels" in row[1]) == (a == "pixelcnn")
+    note = views.levels_note("emoji")
+    assert "8 levels" in note and "not comparable" in note
+    assert views.levels_note("mnist") == "" and et.ExplainViews(tiny_factory).levels_note("emoji") == ""
+    post = views.posteriors("emoji", presets[0][1][None])               # no class models: None
+    assert all(p is None for p in post.values())
+
+
+def test_gif_of_a_model_of_fewer_levels():
+    views = et.ExplainViews(coarse_factory)
+    known = et.preset_images("emoji", 3, 256, 8, 8)[0][1]               # 8-bit
+    gif = Image.open(views.gif("emoji", "pixelcnn", 500, 0, 1.0, known=known))
+    assert gif.n_frames == 3 * 32                                       # the bottom half
+    gif.seek(gif.n_frames - 1)
+    a = np.asarray(gif.convert("RGB")).astype(int)
+    s = imaging.pixel_scale(8, 8, 196)
+    top = a[s // 2: 4 * s: s, s // 2: 8 * s: s].transpose(2, 0, 1)
+    want = pixelnet.data.dequantize(pixelnet.data.quantize(known, 8), 8)[:, :4].numpy()
+    assert np.abs(top - want).max() <= 8                                # GIF palette rounding
+
+
 # ----------------------------------------------------------------------------- GIF
 
 @pytest.mark.parametrize("channels,levels,n_frames", [(1, 2, 36), (1, 2, 5), (3, 256, 108),
