@@ -379,3 +379,28 @@ def test_balance_draws_every_class_equally_often():
     assert sorted(once.flatten().tolist()) == list(range(100))
     with pytest.raises(ValueError, match="needs --classes"):
         train.main(TINY + ["--balance"])
+
+
+def test_completion_figure_keeps_the_top_halves(tmp_path):
+    """training/completions.py: rows of test images, their top halves (bottom hidden), and a
+    completion per seed that keeps each image's top half; a coarse model is shown in 8-bit."""
+    from PIL import Image
+    from training import completions
+    torch.manual_seed(0)
+    model = pixelnet.build_model("pixelcnn", channels=3, levels=8, height=32, width=32,
+                                 layers=1, h=4, out_h=8)
+    path = tmp_path / "emoji_pixelcnn.pt"
+    pixelnet.save_checkpoint(model, path, dataset="emoji", data_source="offline")
+    model = pixelnet.load_checkpoint(path)
+    img = completions.figure(model, n=3, seeds=(0,), scale=1)         # (3 rows * 3, 3, 32, 32)
+    assert img.shape == (9, 3, 32, 32)
+    originals, tops, done = img[:3], img[3:6], img[6:]
+    assert torch.equal(done[:, :, :16], originals[:, :, :16])
+    assert bool((tops[:, :, 16:] == completions.HIDDEN).all())
+    assert set((originals * 255).round().unique().tolist()) <= set(
+        pixelnet.data.dequantize(torch.arange(8), 8).tolist())
+    out = completions.main([str(path), "--out", str(tmp_path / "c.png"), "--n", "2",
+                            "--seeds", "0", "1"])
+    assert Image.open(out).size[1] > Image.open(out).size[0]          # 4 rows of 2
+    with pytest.raises(ValueError, match="n must be in"):
+        completions.pick(0, 10)

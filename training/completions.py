@@ -1,0 +1,86 @@
+"""A figure of bottom-half completions: the paper's occlusion experiment on test images.
+
+Rows: the test images, their kept top halves (the hidden bottom in grey), then one row of
+completions per seed. Images are drawn at 8-bit (a coarse model's levels shown with
+``dequantize``), upscaled with nearest neighbours.
+
+    python training/completions.py checkpoints/emoji_pixelcnn.pt --out docs/emoji_completions.png
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torchvision.utils import save_image
+
+import pixelnet
+from pixelnet.data import DATASETS, dequantize, load_eval_set
+from pixelnet.sampling import completion_inputs
+
+HIDDEN = 0.5        # grey of the hidden half in the second row
+
+
+def pick(n: int, total: int) -> list[int]:
+    """``n`` test-image indices spread evenly over ``total`` (a fixed, varied choice)."""
+    if not 1 <= n <= total:
+        raise ValueError(f"n must be in [1, {total}] (test images), got {n}")
+    return [k * total // n for k in range(n)]
+
+
+def complete(model: pixelnet.Model, images: torch.Tensor, seeds: list[int],
+             temperature: float = 1.0) -> list[torch.Tensor]:
+    """One batch of bottom-half completions ``(N, C, H, W)`` of ``images`` per seed."""
+    C, H, W = images.shape[1:]
+    _, mask = completion_inputs("top_half", C, H, W, images[0])
+    return [pixelnet.sample(model, len(images), known=images, mask=mask, seed=s,
+                            temperature=temperature) for s in seeds]
+
+
+def figure(model: pixelnet.Model, n: int = 8, seeds: tuple[int, ...] = (0, 1),
+           temperature: float = 1.0, scale: int = 3) -> torch.Tensor:
+    """The figure as a float image batch ``(rows * n, 3, H * scale, W * scale)`` in [0, 1]."""
+    dataset = model.metadata.get("dataset")
+    if dataset not in DATASETS:
+        raise ValueError(f"the checkpoint names no known dataset (got {dataset!r})")
+    L = model.cfg.levels
+    test = load_eval_set(dataset, "test", levels=L)
+    x = test[pick(n, len(test))]
+    rows = [x, *complete(model, x, list(seeds), temperature)]
+    shown = [dequantize(r, L).float() / 255 for r in rows]
+    top = shown[0].clone()
+    top[:, :, x.shape[2] // 2:] = HIDDEN
+    shown.insert(1, top)
+    img = torch.cat(shown)
+    if img.shape[1] == 1:
+        img = img.expand(-1, 3, -1, -1)
+    return F.interpolate(img, scale_factor=scale, mode="nearest")
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--n", type=int, default=8, help="test images (columns)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one row per seed")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    model = pixelnet.load_checkpoint(a.checkpoint)
+    img = figure(model, a.n, tuple(a.seeds), a.temperature)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(img, out, nrow=a.n, padding=2, pad_value=1.0)
+    print(f"wrote {out}: {a.n} test images, their top halves, completions at seeds {a.seeds}")
+    return out
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ValueError as e:
+        sys.exit(f"error: {e}")
