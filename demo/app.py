@@ -34,6 +34,7 @@ from demo import imaging as im  # noqa: E402
 from demo.compare_tab import build_compare_tab  # noqa: E402
 from demo.generate_tab import build_generate_tab  # noqa: E402
 from demo.runs import cache_images_atomically  # noqa: E402
+from demo.theme import CSS, THEME, head  # noqa: E402
 
 
 CONCURRENCY = int(os.environ.get("PIXELNET_CONCURRENCY", "64"))
@@ -43,13 +44,6 @@ SESSIONS = int(os.environ.get("PIXELNET_SESSIONS", "256"))
 """Sessions whose state (the last run, for Inspect) is kept; Gradio's default, 10,000,
 would let about 0.4 MB per visitor or API call pile up (measured), for hours."""
 CACHE_CLEANUP = (300, 900)          # Gradio's cached files: every 5 min, delete those over 15 min
-CSS = """
-.pixelated img, .pixelated canvas { image-rendering: pixelated; }
-#progress { min-height: 2.5em; }
-#compare-table { min-height: 3.2em; }
-#intro h2 { margin: 0 0 0.2em 0; }
-#intro p { margin: 0; }
-"""
 INTRO = """## PixelNet: watch a PixelRNN draw
 Draw on the canvas, paint the **mask** (red = *generate here*, the rest is kept) and press
 **Generate**: the model fills the red pixels in raster order, one (sub-)pixel at a time, each
@@ -86,10 +80,6 @@ def explain_tab() -> None:
         gr.Markdown(f"⚠️ The Explain tab failed to load: `{type(e).__name__}: {e}`")
 
 
-THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
-                       font_mono=["ui-monospace", "monospace"])   # no web fonts: works offline
-
-
 def serve(port: int | None = None, host: str | None = None, block: bool = True) -> gr.Blocks:
     """Build and launch the app on ``host`` (``$GRADIO_SERVER_NAME`` or 0.0.0.0) and ``port``
     (``$GRADIO_SERVER_PORT`` or 7860). ``block=False`` returns at once with the app running
@@ -97,7 +87,7 @@ def serve(port: int | None = None, host: str | None = None, block: bool = True) 
     demo = build_app()
     demo.launch(server_name=host or os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
                 server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-                theme=THEME, css=CSS, show_error=True, prevent_thread_lock=not block,
+                theme=THEME, css=CSS, head=head(), show_error=True, prevent_thread_lock=not block,
                 quiet=not block, max_file_size=im.MAX_INPUT_BYTES, state_session_capacity=SESSIONS,
                 max_threads=max(40, CONCURRENCY + 32))
     return demo

@@ -144,7 +144,7 @@ def test_draw_generate_inspect(page, tmp_path):
             break
     drawn = white_cells(preview)
     assert drawn[:14].sum() >= 5, "the stroke did not reach the canvas"
-    assert (preview[-5:] == im.PENDING).all(-1).all(), "bottom half should wait to be generated"
+    assert im.pending_cells(preview)[14:].all(), "bottom half should wait to be generated"
 
     before = pg.locator("#frame img").get_attribute("src")
     t = time.time()
@@ -243,3 +243,178 @@ def test_compare_placeholder_and_its_own_stop(projector):
     assert pg.locator(f"{panel} img").get_attribute("src") == src, "Compare went on after Stop"
     assert "NLL" not in pg.locator("#compare-table").inner_text()
     assert pg.locator(panel).inner_text().strip().startswith("PixelCNN")   # a real label
+
+
+CONTRAST_JS = """() => {
+  // WCAG 2 contrast of every visible text against its effective background (the backgrounds
+  // of its ancestors composited; the text's colour and opacity over that).
+  const parse = s => { const p = s.match(/rgba?\\(([^)]+)\\)/)[1].split(/[ ,\\/]+/).filter(Boolean)
+                                 .map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const over = (top, bot) => [0, 1, 2].map(i => top[i] * top[3] + bot[i] * (1 - top[3])).concat([1]);
+  const lum = c => { const f = v => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+                     return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    let text = [...el.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent).join('').trim();
+    if (el.tagName === 'INPUT' && ['text', 'number', ''].includes(el.type)) text = el.value;
+    const r = el.getBoundingClientRect(), cs = getComputedStyle(el);
+    if (!text || !r.width || !r.height ||
+        !el.checkVisibility({opacityProperty: true, visibilityProperty: true})) continue;
+    const layers = []; let opacity = 1;
+    for (let e = el; e; e = e.parentElement) {
+      const s = getComputedStyle(e); opacity *= parseFloat(s.opacity);
+      const c = parse(s.backgroundColor);
+      if (c[3] > 0 && !(layers.length && layers[layers.length - 1][3] >= 1)) layers.push(c);
+    }
+    let bg = [255, 255, 255, 1];
+    for (const c of layers.reverse()) bg = over(c, bg);
+    const c = parse(cs.color), fg = over([c[0], c[1], c[2], c[3] * opacity], bg);
+    const [a, b] = [lum(fg), lum(bg)];
+    out.push({text: text.slice(0, 40), ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)});
+  }
+  return out;
+}"""
+
+UNLABELLED_JS = """() => [...document.querySelectorAll('img, canvas')]
+  .filter(e => e.checkVisibility() && e.getBoundingClientRect().width > 16)
+  .filter(e => !(e.getAttribute(e.tagName === 'IMG' ? 'alt' : 'aria-label') || '').trim())
+  .map(e => e.tagName + ' in #' + ((e.closest('[id]') || {}).id || '?'))"""
+
+
+def test_keyboard_labels_and_contrast(projector):
+    """Generate within 10 Tab stops of page load; every image has alt text and every canvas a
+    label; every text at least 4.5:1 against its background, on each tab."""
+    pg = projector
+    for stop in range(1, 11):
+        pg.keyboard.press("Tab")
+        if pg.evaluate("document.activeElement.closest('#generate') !== null"):
+            break
+    else:
+        raise AssertionError("Generate is not within the first 10 Tab stops")
+    for tab in ("Generate", "Compare", "Explain"):
+        pg.get_by_role("tab", name=tab).click()
+        time.sleep(1)
+        assert pg.evaluate(UNLABELLED_JS) == [], f"images or canvases without a label on {tab}"
+        low = [f"{t['text']!r} {t['ratio']:.2f}" for t in pg.evaluate(CONTRAST_JS)
+               if t["ratio"] < 4.5]
+        assert low == [], f"text below 4.5:1 on {tab}: {low}"
+
+
+def test_four_samples_animate_as_a_grid(projector):
+    pg = projector
+    js_click(pg, "input[value='Slow']")
+    js_click(pg, "#samples input[value='4']")
+    before = pg.locator("#frame img").get_attribute("src")
+    js_click(pg, "#generate")
+    pg.wait_for_function("document.querySelector('#progress').innerText.startsWith('Pixel')",
+                         timeout=60_000)
+    first = new_frame(pg, before)
+    time.sleep(1.5)
+    second = new_frame(pg, pg.locator("#frame img").get_attribute("src"))
+    js_click(pg, "#stop")
+    side = 28 * im.SCALE                                   # an MNIST cell, in screen pixels
+    assert first.shape[:2] == (2 * side + im.GRID_GAP,) * 2, "not a 2x2 grid"
+    cells = [(r * (side + im.GRID_GAP), c * (side + im.GRID_GAP)) for r in (0, 1) for c in (0, 1)]
+    for y, x in cells:
+        a = im.pending_cells(first[y:y + side, x:x + side]).sum()
+        b = im.pending_cells(second[y:y + side, x:x + side]).sum()
+        assert 0 < b < a, f"the cell at {(y, x)} did not move on ({a} -> {b} pending pixels)"
+
+
+def test_phone_first_screen(page, url):
+    """At 390x844 the sample and Generate are on the first screen, nothing is wider than the
+    phone, and the chart is shown at (nearly) its drawn size: its text stays >= 11 px."""
+    pg = page.context.browser.new_page(viewport={"width": 390, "height": 844},
+                                       is_mobile=True, has_touch=True)
+    try:
+        pg.goto(url)
+        pg.wait_for_selector("#canvas canvas", timeout=60_000)
+        for sel in ("#generate", "#frame"):
+            b = pg.locator(sel).first.bounding_box()
+            assert b["y"] >= 0 and b["y"] + b["height"] <= 844 and b["x"] >= 0 and \
+                b["x"] + b["width"] <= 390, f"{sel} {b} is not on a phone's first screen"
+        assert pg.evaluate("document.documentElement.scrollWidth") <= 390
+        scale = pg.evaluate("(() => { const i = document.querySelector('#chart img'); "
+                            "return i.getBoundingClientRect().width / i.naturalWidth; })()")
+        assert scale >= 0.9, f"the chart is shrunk to {scale:.2f} of its drawn size on a phone"
+    finally:
+        pg.close()
+
+
+EDITOR_INK_JS = """async sel => {
+  // What an editor's canvas shows (WebGL: read right after the frame is drawn): counts of
+  // dark and of red screen pixels, on a 32x32 copy.
+  await new Promise(r => requestAnimationFrame(r));
+  const c = document.querySelector(sel + ' canvas'), small = document.createElement('canvas');
+  small.width = small.height = 32;
+  const cx = small.getContext('2d'); cx.drawImage(c, 0, 0, 32, 32);
+  const d = cx.getImageData(0, 0, 32, 32).data; let dark = 0, red = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i] < 60 && d[i + 1] < 60 && d[i + 2] < 60) dark++;
+    if (d[i] > 100 && d[i + 1] < 0.6 * d[i]) red++;
+  }
+  return {dark, red};
+}"""
+
+
+def test_editors_keep_their_content(projector):
+    """After a preset both editors show it (no spinner); after a bad upload they keep it and
+    the app's message says what is wrong (no "Error" badge in their place)."""
+    pg = projector
+
+    def shown(sel: str, kind: str, timeout: float = 15) -> dict:
+        deadline = time.time() + timeout
+        while True:
+            ink = pg.evaluate(EDITOR_INK_JS, sel)
+            if ink[kind] > 100 or time.time() > deadline:
+                return ink
+            time.sleep(0.1)
+
+    js_click(pg, "#preset-0")                                  # Blank: black, all red
+    assert shown("#canvas", "dark")["dark"] > 100, "the canvas does not show the blank image"
+    assert shown("#mask", "red")["red"] > 100, "the mask does not show the red mask"
+    busy = ", ".join(f"{e} [data-testid=status-tracker]:not(.hide)" for e in ("#canvas", "#mask"))
+    pg.set_input_files("input[type=file]:has(+ #upload)", files=[
+        {"name": "bad.png", "mimeType": "image/png", "buffer": b"not an image at all"}])
+    pg.wait_for_selector(".toast-body", timeout=30_000)
+    assert "not an image" in pg.locator(".toast-body").first.inner_text()
+    time.sleep(1)
+    assert pg.locator(busy).count() == 0, "an editor shows a status badge after a bad upload"
+    assert shown("#canvas", "dark", 2)["dark"] > 100, "the canvas lost its image"
+    assert shown("#mask", "red", 2)["red"] > 100, "the mask lost its content"
+
+
+def test_inspect_during_a_run_by_click_and_keyboard(projector):
+    """During a Slow run from a blank canvas, Inspect shows a pixel already drawn (a click)
+    and says that one still to come will be (row and column typed, Enter), right beside the
+    sample; after Stop a pixel never drawn says the run was stopped before it."""
+    pg = projector
+    js_click(pg, "#preset-0")                                         # Blank: 784 pixels
+    js_click(pg, "input[value='Slow']")                               # 20 pixels/s: ~40 s
+    js_click(pg, "#generate")
+    progress = "document.querySelector('#progress').innerText"
+    pg.wait_for_function(f"{progress}.startsWith('Pixel') && "
+                         f"parseInt({progress}.split(' ')[1]) >= 60", timeout=60_000)   # rows 0, 1
+    box = pg.locator("#frame img").bounding_box()
+    pg.mouse.click(box["x"] + box["width"] * 5.5 / 28, box["y"] + box["height"] * 1.5 / 28)
+    text = "document.querySelector('#inspect-text').innerText"
+    pg.wait_for_function(f"{text}.includes('Pixel (1, 5)')", timeout=30_000)
+    assert "generated" in pg.locator("#inspect-text").inner_text()
+    pg.wait_for_function("[...document.querySelectorAll('#inspect img')].some(i => i.complete && "
+                         "i.naturalWidth > 0)", timeout=30_000)
+    assert pg.locator("#inspect-row input").input_value() == "1"     # the click named the pixel
+    frame, shown = boxes(pg, ["#frame", "#inspect"]).values()
+    assert shown["y"] - (frame["y"] + frame["height"]) < 400, "Inspect is far from the sample"
+
+    pg.locator("#inspect-row input").fill("27")                      # the keyboard path
+    pg.locator("#inspect-col input").fill("26")
+    pg.locator("#inspect-col input").press("Enter")
+    pg.wait_for_function(f"{text}.includes('Pixel (27, 26)')", timeout=30_000)
+    assert "has not been generated yet" in pg.locator("#inspect-text").inner_text(), \
+        "Inspect did not answer during the run"
+
+    js_click(pg, "#stop")
+    pg.wait_for_function(f"{progress}.includes('Stopped')", timeout=30_000)
+    pg.locator("#inspect-go").click()
+    pg.wait_for_function(f"{text}.includes('stopped before it')", timeout=30_000)
+    assert "Pixel (27, 26)" in pg.locator("#inspect-text").inner_text()
