@@ -11,9 +11,10 @@ from PIL import Image, ImageDraw
 
 import pixelnet
 from demo.imaging import (FIGURE_BG as BG, FIGURE_TEXT as TEXT, cmap, font, framed, label,
-                          outline, picture, pixel_scale, stack, text_width, upscale)
+                          outline, picture, pixel_scale, render_frame, stack, text_width, upscale)
 from demo.registry import ARCH_NAMES as LABELS
 from pixelnet import explain as ex
+from pixelnet.data import dequantize
 
 GROUP_NAMES = ("R", "G", "B")
 GROUP_RGB = ((214, 48, 49), (39, 160, 70), (40, 90, 215))
@@ -305,11 +306,14 @@ def render_likelihoods(rows: list[tuple[str, torch.Tensor, dict[str, ex.NLLMap]]
 
 # ----------------------------------------------------------------------------- 5. GIF export
 
-def render_generation_frame(snap: ex.Snapshot, levels: int, s: int, final: bool) -> Image.Image:
-    """The image so far (first of the batch) with the sub-pixel just drawn outlined, over a
-    progress strip ``step k / N`` (which also keeps every frame distinct, so GIF writers
-    cannot merge two frames)."""
-    img = picture(snap.image[0], levels, s)
+def render_generation_frame(snap: ex.Snapshot, levels: int, s: int, final: bool,
+                            pending: np.ndarray | None = None) -> Image.Image:
+    """The image so far (first of the batch) with the sub-pixel just drawn outlined and the
+    ``pending`` ``(H, W)`` pixels hatched as in the Generate tab, over a progress strip
+    ``step k / N`` (which also keeps every frame distinct, so GIF writers cannot merge two
+    frames)."""
+    x = dequantize(snap.image[0], levels).numpy()                # levels as 8-bit values
+    img = Image.fromarray(render_frame(x, 256, pending, None, s))
     d = ImageDraw.Draw(img)
     if not final:
         outline(d, snap.j * s, snap.i * s, s, TARGET, 2)

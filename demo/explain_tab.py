@@ -105,13 +105,14 @@ def generation_gif(model: pixelnet.Model, n_frames: int, seed: int = 0,
     order = res["order"]                                           # (total, 3): i, j, c
     step_of = np.full(shape, -1)
     step_of[order[:, 2], order[:, 0], order[:, 1]] = np.arange(len(order))
-    snaps = []
+    snaps, pending = [], []
     for s in steps:
         i, j, c = (int(v) for v in order[s])
         image = np.where(step_of <= s, res["image"], x0)           # generated up to step s
         snaps.append(ex.Snapshot(s, len(order), i, j, c, torch.from_numpy(image)[None]))
+        pending.append((step_of > s).any(0))                       # (H, W): hatched
     s = scale or imaging.pixel_scale(cfg.height, cfg.width, 196)
-    frames = [render_generation_frame(sn, cfg.levels, s, k == len(snaps) - 1)
+    frames = [render_generation_frame(sn, cfg.levels, s, k == len(snaps) - 1, pending[k])
               for k, sn in enumerate(snaps)]
     if path is None:
         path = new_gif_path(model.arch)

@@ -20,8 +20,8 @@ from demo import registry
 from demo.components import image_input, raw
 from demo.inputs import (ANY, DEFAULTS, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS, apply_preset,
                          fail, first_example, label_control, load_model, parse_label,
-                         model_levels, parse_samples, preview, shape, start_inputs, sync_mask,
-                         upload)
+                         model_levels, parse_samples, parse_temperature, preview, shape,
+                         start_inputs, sync_mask, upload)
 from demo.registry import (ARCH_NAMES, DATASET_INFO, DATASETS, architectures, dataset_key, describe,
                            of_levels)
 from demo.runs import VIEWERS, Run, follow, stopped
@@ -82,8 +82,7 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
                 t = time.thread_time()
                 chart = gr.skip()
                 if frame_no % VIEWERS.chart_every() == 1 or VIEWERS.chart_every() == 1:
-                    chart = run.chart(i, j, c, f"pixel ({i}, {j}): softmax over {L} levels, "
-                                               "sampled value in red")
+                    chart = run.chart(i, j, c, f"pixel ({i}, {j}): softmax over {L} levels")
                 image = frame((i, j))
                 VIEWERS.spent(time.thread_time() - t, count)
                 yield image, chart, progress, gr.skip(), gr.skip(), state
@@ -100,11 +99,16 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
               f"under {ARCH_NAMES[arch]}"
               f"{'' if y is None else f' given class {label}'}; "
               f"{int(gen.sum())} of {gen.size} pixels generated in {seconds:.1f} s. "
-              f"Uncertainty map: entropy per pixel, 0 (black) to "
-              f"{max(float(r.entropy.max()) for r in runs):.2f} bits (yellow). "
+              f"Uncertainty map (where the model was unsure): entropy per pixel, 0 bits "
+              f"(black: sure) to {max(float(r.entropy.max()) for r in runs):.2f} bits (yellow). "
               "Click any pixel to inspect it.")
-    pos = run.last[:2] if run.last else None
-    chart = run.chart(*pos, title=f"last pixel ({pos[0]}, {pos[1]})") if pos else None
+    # the chart left on screen: the generated pixel the model was least sure of (the last
+    # one is mostly background, one value at p = 1); the entropy map shows where it is
+    ent = run.entropy * run.generated.any(0)                      # (H, W) bits, kept ones 0
+    pos = divmod(int(ent.argmax()), ent.shape[1]) if ent.max() > 0 else \
+        (run.last[:2] if run.last else None)
+    chart = run.chart(*pos, title=f"most uncertain pixel ({pos[0]}, {pos[1]}), "
+                                  f"{float(ent[pos]):.2f} bits") if pos else None
     ents = [im.heatmap(r.entropy, vmax=max(float(q.entropy.max()) for q in runs)) for r in runs]
     yield frame(None), chart, f"Done. {status}", result, im.grid(ents), state
 
@@ -150,6 +154,46 @@ def model_status(dataset: str, architecture: str) -> str:
         return describe(registry.get_model(dataset, architecture))
     except ValueError as e:
         return f"⚠️ {e}"
+
+
+def temperature_note(temperature) -> str:
+    """The line under the temperature slider: what this temperature does."""
+    try:
+        t = parse_temperature(temperature)
+    except ValueError:
+        return ""
+    if t == 0:
+        return ("**Temperature 0: the most likely value every time.** On MNIST the most likely "
+                "value of the first pixels is black, so greedy sampling keeps choosing black: "
+                "from a blank canvas the digit comes out all black.")
+    how = "sharpened: safer" if t < 1 else "as trained" if t == 1 else "flattened: wilder"
+    return (f"Temperature {t:g}: each value is drawn from the softmax ({how}). "
+            "0 = the most likely value every time.")
+
+
+def architecture_note(dataset: str, architecture: str) -> str:
+    """A line for Multi-Scale models (their generation order), else empty."""
+    try:
+        cfg = registry.get_model(dataset, architecture).cfg
+    except ValueError:
+        return ""
+    s = getattr(cfg, "scale", None)
+    if s is None:
+        return ""
+    nth = {2: "2nd", 3: "3rd"}.get(s, f"{s}th")
+    return (f"**Multi-Scale order:** a small model first draws a coarse "
+            f"{cfg.height // s}x{cfg.width // s} grid (every {nth} pixel of every {nth} row), "
+            "then a second model fills in the rest, conditioned on that grid.")
+
+
+def note_update(text: str) -> dict:
+    """A note line's update: shown with ``text``, hidden when it is empty."""
+    return gr.update(value=text, visible=bool(text))
+
+
+ENTROPY_NOTE = ("**Where the model was unsure.** Each pixel of the uncertainty map is the entropy "
+                "of the softmax it was drawn from: black = sure (one value had nearly all the "
+                "probability), yellow = the most uncertain pixel of the run.")
 
 
 def change_dataset(dataset: str, architecture: str):
@@ -225,6 +269,8 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                 architecture = raw(gr.Dropdown(
                     [ARCH_NAMES[a] for a in architectures(ds0)],
                     value=DEFAULTS["architecture"], label="Architecture", elem_id="arch"))
+            arch0_note = architecture_note(ds0, DEFAULTS["architecture"])
+            arch_note = gr.Markdown(arch0_note, visible=bool(arch0_note), elem_id="arch-note")
             with gr.Row():
                 temperature = raw(gr.Slider(0, MAX_TEMPERATURE, DEFAULTS["temperature"],
                                             step=0.05,
@@ -232,6 +278,8 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                 seed = raw(gr.Number(DEFAULTS["seed"], precision=0, label="Seed"))
                 label = raw(gr.Dropdown([ANY], value=ANY, label="Class",
                                         elem_id="label", interactive=False))
+            temp_note = gr.Markdown(temperature_note(DEFAULTS["temperature"]),
+                                    elem_id="temperature-note")
             speed = raw(gr.Radio(list(SPEEDS), value=DEFAULTS["speed"],
                                  label="Animation speed (Slow 20, Medium 80, Fast 300 "
                                        "pixels/s; Max: as fast as it samples)"))
@@ -258,6 +306,7 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
         entropy = gr.Image(None, type="numpy", format="png", interactive=False,
                            label="Uncertainty (entropy)", elem_classes="pixelated",
                            elem_id="entropy", height=300, scale=1)
+        gr.Markdown(ENTROPY_NOTE, elem_id="entropy-note")
     result = gr.Markdown("", elem_id="result", label="result")
     with gr.Row(equal_height=False):
         inspect_chart = gr.Image(None, type="pil", format="png", interactive=False,
@@ -284,6 +333,12 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                            [canvas, mask_canvas, architecture, status, chart],
                            api_visibility="private")
     ds_evt.success(**previewed)
+    noted = dict(api_visibility="private", queue=False, show_progress="hidden")
+    arch_noted = dict(fn=lambda d, a: note_update(architecture_note(d, a)),
+                      inputs=[dataset, architecture], outputs=arch_note, **noted)
+    ds_evt.success(**arch_noted)
+    architecture.input(**arch_noted)
+    temperature.change(temperature_note, temperature, temp_note, **noted)
     labelled = dict(fn=label_control, inputs=[dataset, architecture, label], outputs=label,
                     api_visibility="private")
     ds_evt.success(**labelled)

@@ -261,7 +261,7 @@ def bar_chart(dists: list[np.ndarray | None], values: list[int | None], levels: 
     size = -(-levels // CHART_BINS) if binned else 1        # values per bar
     top = 0
     if title or binned:
-        note = f"bars: {size} values each" if binned else ""
+        note = f"{size} values a bar" if binned else ""
         room = width - 8 - (font(small).getlength(note) + 10 if note else 0)
         stamp(img, (4, 1), fit_text(title, room, small), INK, small)
         stamp(img, (width - 4 - font(small).getlength(note), 1), note, GREY_INK, small)

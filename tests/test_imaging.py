@@ -1,12 +1,21 @@
-"""The app's drawing kit (demo/imaging.py): the softmax chart is legible where it is shown, and
-a pending pixel never looks like a data value."""
+"""What the app shows of sampling (demo/imaging.py and the lines beside the controls): the
+softmax chart is legible where it is shown, a pending pixel never looks like a data value (in
+the Generate frame and the exported GIF), and the lines say what temperature 0, Multi-Scale and
+the entropy map do."""
 import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+import pixelnet
+from conftest import MS_TINY, TINY
+from demo import explain_tab as et
+from demo import generate_tab as gen
 from demo import imaging as im
+from demo import inputs
+from demo import registry
 
 # The chart's box in the page (CSS px, measured with Playwright): 1280x800 and a 390x844 phone.
 SHOWN = {"1280x800": (394, 190), "390x844": (326, 190)}
@@ -142,3 +151,62 @@ def test_render_frame_without_pending_is_the_image():
     frame = im.render_frame(x, 2, np.zeros((3, 4), bool), None, 5)
     assert (frame == im.upscale(im.to_rgb(x, 2), 5)).all()
     assert not im.pending_cells(frame, 5).any()
+
+
+@pytest.mark.parametrize("channels, levels", [(1, 2), (3, 256)])
+def test_the_exported_gif_hatches_the_pixels_still_to_draw(channels, levels, tmp_path):
+    torch.manual_seed(0)
+    m = pixelnet.build_model("pixelcnn", channels=channels, height=6, width=6, levels=levels,
+                             **TINY).eval()
+    gif = Image.open(et.generation_gif(m, 4, seed=1, path=tmp_path / "g.gif"))
+    s, total = im.pixel_scale(6, 6, 196), 6 * 6 * channels
+    for k, step in enumerate(pixelnet.explain.snapshot_steps(total, 4)):
+        gif.seek(k)
+        a = np.asarray(gif.convert("RGB"))[: 6 * s, : 6 * s]
+        want = (np.arange(36) > step // channels).reshape(6, 6)    # raster order, sub-pixels
+        if channels == 3 and step % 3 != 2:                         # a pixel half drawn
+            want.flat[step // 3] = True
+        # the drawn pixel's outline covers the edges of its neighbours
+        i, j = divmod(step // channels, 6)
+        away = np.ones((6, 6), bool)
+        away[max(0, i - 1): i + 2, max(0, j - 1): j + 2] = False
+        found = im.pending_cells(a, s, tol=12)
+        assert (found[away] == want[away]).all(), k
+    assert want.sum() == 0                                          # the last frame: all drawn
+
+
+def test_the_lines_beside_the_controls_say_what_happens(monkeypatch):
+    zero = gen.temperature_note(0)
+    assert "the most likely value every time" in zero and "black" in zero
+    assert "all black" not in gen.temperature_note(1) and "0 = the most likely" in gen.temperature_note(1)
+    assert gen.temperature_note("hot") == ""
+    shape = registry.DATASET_INFO["mnist"].model_shape()
+    models = {"multiscale": pixelnet.build_model("multiscale", **shape, **TINY, **MS_TINY),
+              "pixelcnn": pixelnet.build_model("pixelcnn", **shape, **TINY)}
+    monkeypatch.setattr(registry, "get_model", lambda d, a: models[registry.arch_key(a)])
+    line = gen.architecture_note("MNIST digits", "Multi-Scale")
+    assert "coarse 14x14 grid" in line and "every 2nd pixel of every 2nd row" in line
+    assert "conditioned on" in line
+    assert gen.architecture_note("MNIST digits", "PixelCNN") == ""
+    assert gen.note_update("")["visible"] is False and gen.note_update(line)["visible"] is True
+    assert "unsure" in gen.ENTROPY_NOTE and "black = sure" in gen.ENTROPY_NOTE
+
+
+def test_the_last_chart_is_the_most_uncertain_generated_pixel(monkeypatch):
+    shape = registry.DATASET_INFO["mnist"].model_shape()
+    torch.manual_seed(0)
+    model = pixelnet.build_model("pixelcnn", **shape, **TINY).eval()
+    model.metadata = {"dataset": "mnist", "untrained": True}
+    monkeypatch.setattr(registry, "get_model", lambda d, a: model)
+    canvas, mask = inputs.first_example("MNIST digits")             # the bottom half generated
+    *_, (frame, chart, progress, result, entropy, run) = gen.generate(
+        canvas, mask, "MNIST digits", "PixelCNN", 1.0, 3, "Max")
+    assert progress.startswith("Done") and isinstance(chart, Image.Image)
+    ent = np.where(run.generated.any(0), run.entropy, -1.0)
+    i, j = np.unravel_index(ent.argmax(), ent.shape)
+    assert i >= 14                                                   # a generated pixel
+    seen = record_text(monkeypatch)
+    want = im.bar_chart([run.probs[0, i, j]], [int(run.image[0, i, j])], run.levels, None,
+                        f"most uncertain pixel ({i}, {j}), {ent[i, j]:.2f} bits")
+    assert f"({i}, {j})," in " ".join(t for *_, t, _ in seen)
+    assert np.array_equal(np.asarray(chart), np.asarray(want))
