@@ -57,8 +57,8 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
     "mnist": tuple(str(d) for d in range(10)),
     "fashion": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                 "Sneaker", "Bag", "Ankle boot"),
-    "emoji": ("Smileys", "People", "Animals & Nature", "Food & Drink", "Travel & Places",
-              "Activities", "Objects", "Symbols", "Flags"),
+    "emoji": ("Smileys", "Hearts & Emotion", "People", "Animals & Nature", "Food & Drink",
+              "Travel & Places", "Activities", "Objects", "Symbols", "Flags"),
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                 "ship", "truck"),
 }

@@ -33,3 +33,26 @@ def test_collect_copies_only_better_checkpoints(tmp_path, monkeypatch):
     assert pixelnet.read_checkpoint(home / "mnist_pixelcnn.pt")["val_nll"] == 85.0
     assert pixelnet.read_checkpoint(home / "mnist_row_lstm.pt")["val_nll"] == 80.0
     assert (home / "mnist_pixelcnn_log.csv").exists()
+
+
+def test_emoji_labels_split_the_faces_from_hearts_and_emotion(tmp_path):
+    """tools/emoji_labels.py: a Smileys & Emotion face is "Smileys"; a heart, a costume face or
+    an emotion symbol is "Hearts & Emotion"; skin-tone variants share their emoji's class."""
+    import json
+    import numpy as np
+    from tools import emoji_labels
+    entries = [
+        {"unified": "1F600", "category": "Smileys & Emotion", "subcategory": "face-smiling"},
+        {"unified": "2764-FE0F", "category": "Smileys & Emotion", "subcategory": "heart"},
+        {"unified": "1F47B", "category": "Smileys & Emotion", "subcategory": "face-costume"},
+        {"unified": "1F44B", "category": "People & Body", "subcategory": "hand-fingers-open",
+         "skin_variations": {"1F3FB": {"unified": "1F44B-1F3FB"}}},
+        {"unified": "1F1E9-1F1EA", "category": "Flags", "subcategory": "country-flag"}]
+    path = tmp_path / "emoji.json"
+    path.write_text(json.dumps(entries))
+    codes = np.array(["1f600", "2764-fe0f", "1f47b", "1f44b-1f3fb", "1f1e9-1f1ea"])
+    labels, names = emoji_labels.emoji_labels(path, codes)
+    assert [names[k] for k in labels] == ["Smileys", "Hearts & Emotion", "Hearts & Emotion",
+                                          "People", "Flags"]
+    import pixelnet.data
+    assert names == pixelnet.data.class_names("emoji")

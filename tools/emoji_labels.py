@@ -7,7 +7,10 @@ Every image of ``emoji32.npz`` is named by its ``codepoints`` (e.g. ``"1f600"``,
 ``"0023-fe0f-20e3"``); its class is the Unicode emoji category that ``emoji.json`` (npm package
 ``emoji-datasource``, MIT) gives that sequence, skin-tone variants included. Categories get short
 names; the 5 "Component" emoji (skin-tone swatches and hair styles) join "People", since they
-are parts of people and a 5-image class could not be learned. Output: ``labels`` (N,) uint8
+are parts of people and a 5-image class could not be learned. "Smileys & Emotion" is split by
+its subcategory: the faces (``face-*``: the round yellow smileys, 110 images) are "Smileys";
+hearts, emotion symbols (speech balloons, "zzz", "100"), cat and monkey faces and costume
+faces (ghost, alien, robot, poo) are "Hearts & Emotion". Output: ``labels`` (N,) uint8
 aligned with ``images``, ``class_names`` (K,) str, and ``codepoints`` (to check the alignment).
 """
 from __future__ import annotations
@@ -20,10 +23,21 @@ from pathlib import Path
 import numpy as np
 
 # emoji.json category -> class name, in Unicode's category order
-CLASSES = {"Smileys & Emotion": "Smileys", "People & Body": "People", "Component": "People",
+CLASSES = {"Smileys & Emotion": "Smileys", "Hearts & Emotion": "Hearts & Emotion",
+           "People & Body": "People", "Component": "People",
            "Animals & Nature": "Animals & Nature", "Food & Drink": "Food & Drink",
            "Travel & Places": "Travel & Places", "Activities": "Activities",
            "Objects": "Objects", "Symbols": "Symbols", "Flags": "Flags"}
+
+
+def category(entry: dict) -> str:
+    """An emoji.json entry's category, with the non-face part of "Smileys & Emotion" (its
+    subcategories not starting with ``face-``, and ``face-costume``) as "Hearts & Emotion"."""
+    sub = entry.get("subcategory", "")
+    if entry["category"] == "Smileys & Emotion" and (not sub.startswith("face-")
+                                                     or sub == "face-costume"):
+        return "Hearts & Emotion"
+    return entry["category"]
 
 
 def categories(emoji_json: Path) -> dict[str, str]:
@@ -34,7 +48,7 @@ def categories(emoji_json: Path) -> dict[str, str]:
         for v in variants:
             for key in ("unified", "non_qualified"):
                 if v.get(key):
-                    table[v[key].lower()] = e["category"]
+                    table[v[key].lower()] = category(e)
     return table
 
 

@@ -29,7 +29,7 @@ train() {   # name, then train.py arguments
 # channel, every class equally often (--levels and --classes are kept from a published
 # checkpoint that has them; from a 256-level one they set up the coarse conditional model)
 train emoji_pixelcnn --arch pixelcnn --dataset emoji --init-from checkpoints/emoji_pixelcnn.pt \
-    --levels 8 --classes 9 --balance --batch-size 64 --lr 5e-4 --val-every 100
+    --levels 8 --classes 10 --balance --batch-size 64 --lr 5e-4 --val-every 100
 # the paper's best model on the two grey datasets, class-conditional
 train fashion_diagonal_bilstm --arch diagonal_bilstm --dataset fashion \
     --init-from checkpoints/fashion_diagonal_bilstm.pt --classes 10 --batch-size 64 --lr 5e-4 \
