@@ -366,7 +366,7 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
             raise fail("Draw or upload an image first.")
         return views.levels_of(dataset, img)
 
-    def figure(first: Callable[[], tuple[Image.Image, str]], elem_id: str):
+    def figure(first: Callable[[], tuple[Image.Image, str]], elem_id: str, alt: str):
         """A picture and its Markdown, both first computed when a page loads (``first``
         is called once for each: it must be cheap or cached)."""
         def part(k: int):
@@ -378,7 +378,7 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
                 batcher.trim_memory()
 
         return (gr.Image(lambda: part(0), type="pil", format="png", interactive=False,
-                         show_label=False, elem_id=elem_id),
+                         show_label=False, elem_id=elem_id, alt_text=alt),
                 gr.Markdown(lambda: part(1)))
 
     with gr.Tabs():
@@ -393,7 +393,9 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
                 rf_j = gr.Slider(0, 27, value=14, step=1, label="Column", scale=2)
                 rf_c = gr.Radio(list(GROUP_NAMES), value="R", label="Colour predicted",
                                 visible=False, scale=1)
-            rf_img, rf_text = figure(lambda: views.receptive_field(ds0, 14, 14), "explain_rf")
+            rf_img, rf_text = figure(lambda: views.receptive_field(ds0, 14, 14), "explain_rf",
+                                     "receptive-field heatmaps: for each architecture, which "
+                                     "earlier pixels can change the chosen pixel's prediction")
 
             @friendly
             def rf_click(dataset, channel, i, j, evt: gr.SelectData):
@@ -428,7 +430,9 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
                 mk_data = gr.Dropdown(DATASET_CHOICES, value="emoji", label="Dataset")
                 mk_arch = gr.Dropdown([(LABELS[a], a) for a in RF_ARCHS], value=RF_ARCHS[0],
                                       label="Architecture")
-            mk_img, mk_text = figure(lambda: views.masks("emoji", RF_ARCHS[0]), "explain_masks")
+            mk_img, mk_text = figure(lambda: views.masks("emoji", RF_ARCHS[0]), "explain_masks",
+                                     "the masks of the masked convolutions: which inputs "
+                                     "each output colour may read")
             for comp in (mk_data, mk_arch):
                 comp.input(friendly(views.masks), [mk_data, mk_arch], [mk_img, mk_text])
 
@@ -441,7 +445,9 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
                                      label="Step")
                 sk_play = gr.Button("Play", variant="primary")
             sk_img = gr.Image(views.skew_images(5)[0], type="pil", format="png",
-                              interactive=False, show_label=False)
+                              interactive=False, show_label=False,
+                              alt_text="the skew of the Diagonal BiLSTM: each row shifted one "
+                                       "column more than the one above, step by step")
 
             def sk_show(size, k):
                 ims = views.skew_images(int(size))
@@ -482,7 +488,9 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
                         lk_preset = gr.Button("Preset: a test example, noise, out of "
                                               "distribution, blank")
                     lk_img = gr.Image(type="pil", format="png", interactive=False,
-                                      show_label=False)
+                                      show_label=False,
+                                      alt_text="the scored images and every architecture's "
+                                               "NLL of each")
             lk_classes = gr.Markdown("", elem_id="lk-classes")
             lk_table = gr.Dataframe(headers=["image", "architecture", "NLL (nats)", "bits/dim"],
                                     interactive=False)
@@ -522,7 +530,8 @@ def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
                                 value="blank", label="Start from")
             gf_go = gr.Button("Generate GIF", variant="primary")
             with gr.Row():
-                gf_img = gr.Image(type="filepath", label="Generation", interactive=False)
+                gf_img = gr.Image(type="filepath", label="Generation", interactive=False,
+                                  alt_text="the generation, pixel by pixel, as an animated GIF")
                 gf_file = gr.File(label="Download")
 
             def gf_dataset(dataset):

@@ -18,10 +18,10 @@ from demo import batcher
 from demo import imaging as im
 from demo import registry
 from demo.components import image_input, raw
-from demo.inputs import (ANY, DEFAULTS, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS, apply_preset,
+from demo.inputs import (ANY, DEFAULTS, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS,
                          fail, first_example, label_control, load_model, parse_label,
                          model_levels, parse_samples, parse_temperature, preview, shape,
-                         start_inputs, sync_mask, upload)
+                         preset_sent, start_inputs, sync_drawn, upload)
 from demo.registry import (ARCH_NAMES, DATASET_INFO, DATASETS, architectures, dataset_key, describe,
                            of_levels)
 from demo.runs import VIEWERS, Run, follow, stopped
@@ -242,7 +242,25 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                           color_mode="defaults")
     run_state = gr.State(None)
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=300):
+        # first in the page (Tab order, a phone's first screen); CSS shows it on the right
+        with gr.Column(scale=1, min_width=320, elem_id="sample-col"):
+            with gr.Row():
+                go = gr.Button("Generate", variant="primary", elem_id="generate")
+                stop = gr.Button("Stop", variant="stop", elem_id="stop")
+            frame = gr.Image(preview(canvas0, mask0, ds0),
+                             label="Sample", type="numpy",
+                             format="png", interactive=False, elem_id="frame",
+                             elem_classes="pixelated", height=FRAME_H,
+                             alt_text="the sample: kept pixels, generated ones, and the ones "
+                                      "still to generate in slate blue")
+            chart = gr.Image(empty_chart(ds0, DEFAULTS["architecture"]), type="pil",
+                             format="png", show_label=False, interactive=False,
+                             elem_id="chart", label="softmax of the current pixel",
+                             height=CHART_H, buttons=[],
+                             alt_text="bar chart: the model's softmax for the current "
+                                      "pixel, the sampled value in red")
+            progress = gr.Markdown("", elem_id="progress", label="progress")
+        with gr.Column(scale=1, min_width=300, elem_id="canvas-col"):
             canvas = image_input(
                 canvas0, label="Canvas",
                 type="pil", image_mode="RGBA", sources=[], format="png",
@@ -253,12 +271,12 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                 preset_btns = {p: gr.Button(p, size="sm", elem_id=f"preset-{k}")
                                for k, p in enumerate(PRESETS)}
             upload_btn = gr.UploadButton("Upload an image (any size)", file_count="single",
-                                         size="sm")
-        with gr.Column(scale=1, min_width=300):
+                                         size="sm", elem_id="upload")
+        with gr.Column(scale=1, min_width=300, elem_id="mask-col"):
             mask_canvas = image_input(
                 mask0, label="Mask (red = generate)",
                 type="pil", image_mode="RGBA", sources=[], format="png",
-                brush=gr.Brush(colors=[("#ff2828", 0.55)], default_size=14,
+                brush=gr.Brush(colors=[("#ff2828", 0.8)], default_size=14,
                                color_mode="fixed"),
                 eraser=gr.Eraser(default_size=14), canvas_size=size, layers=False,
                 transforms=[], elem_id="mask", elem_classes="pixelated",
@@ -287,24 +305,10 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                                    label="Samples (completions of the same input, "
                                          "as a grid)"))
             status = gr.Markdown(model_status(ds0, DEFAULTS["architecture"]))
-        with gr.Column(scale=1, min_width=320):
-            frame = gr.Image(preview(canvas0, mask0, ds0),
-                             label="Sample", type="numpy",
-                             format="png", interactive=False, elem_id="frame",
-                             elem_classes="pixelated", height=FRAME_H)
-            with gr.Row():
-                go = gr.Button("Generate", variant="primary", elem_id="generate")
-                stop = gr.Button("Stop", variant="stop", elem_id="stop")
-            chart = gr.Image(empty_chart(ds0, DEFAULTS["architecture"]), type="pil",
-                             format="png", show_label=False, interactive=False,
-                             elem_id="chart", label="softmax of the current pixel",
-                             height=CHART_H, buttons=[],
-                             alt_text="bar chart: the model's softmax for the current "
-                                      "pixel, the sampled value in red")
-            progress = gr.Markdown("", elem_id="progress", label="progress")
     with gr.Row(equal_height=False):
         entropy = gr.Image(None, type="numpy", format="png", interactive=False,
                            label="Uncertainty (entropy)", elem_classes="pixelated",
+                           alt_text="entropy map: how uncertain the model was at each pixel",
                            elem_id="entropy", height=300, scale=1)
         gr.Markdown(ENTROPY_NOTE, elem_id="entropy-note")
     result = gr.Markdown("", elem_id="result", label="result")
@@ -320,15 +324,19 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                        api_name="generate", concurrency_id="sampler")
     stop.click(None, cancels=[gen_evt]).then(
         stopped, progress, progress, api_visibility="private")
-    previewed = dict(fn=preview, inputs=[canvas, mask_canvas, dataset], outputs=frame,
-                     api_visibility="private")
+    # The editors' own events skip the queue and show no spinner: they must follow a preset
+    # or a stroke at once, and a failure is the app's message, never an "Error" badge in
+    # place of an editor's picture (which then keeps its content).
+    at_once = dict(api_visibility="private", queue=False, show_progress="hidden")
+    previewed = dict(fn=preview, inputs=[canvas, mask_canvas, dataset], outputs=frame, **at_once)
+    sent = gr.State(None)       # the drawing last sent to the editors (levels): see sync_drawn
     for name, btn in preset_btns.items():
-        btn.click(partial(apply_preset, name), [dataset, canvas, seed], [canvas, mask_canvas],
-                  api_visibility="private").success(**previewed)
+        btn.click(partial(preset_sent, name), [dataset, canvas, seed],
+                  [canvas, mask_canvas, sent], **at_once).success(**previewed)
     upload_btn.upload(upload, [upload_btn, dataset], [canvas, mask_canvas],
-                      api_name="upload").success(**previewed)
-    canvas.input(sync_mask, [canvas, mask_canvas, dataset], mask_canvas,
-                 api_visibility="private", trigger_mode="always_last")
+                      api_name="upload", show_progress="hidden").success(**previewed)
+    canvas.input(sync_drawn, [canvas, mask_canvas, dataset, sent], [mask_canvas, sent],
+                 trigger_mode="always_last", **at_once)
     ds_evt = dataset.input(change_dataset, [dataset, architecture],
                            [canvas, mask_canvas, architecture, status, chart],
                            api_visibility="private")

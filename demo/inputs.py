@@ -277,6 +277,25 @@ def sync_mask(canvas: dict | None, mask_canvas: dict | None, dataset: str) -> di
     return im.mask_editor_value(x, shape(dataset)[2], canvas_mask(mask_canvas, dataset))
 
 
+def sync_drawn(canvas: dict | None, mask_canvas: dict | None, dataset: str,
+               sent: np.ndarray | None) -> tuple[dict, np.ndarray]:
+    """:func:`sync_mask` after a stroke on the canvas, and the drawing it shows (levels). The
+    editor also fires its ``input`` event when it loads a picture the app sent (``sent``, e.g.
+    by a preset): then nothing is redrawn (``gr.skip()``), as the mask was sent with it and
+    may not have loaded yet (reading it then would bring back the old mask)."""
+    x = canvas_levels(canvas, dataset)
+    if sent is not None and sent.shape == x.shape and (sent == x).all():
+        return gr.skip(), sent
+    return sync_mask(canvas, mask_canvas, dataset), x
+
+
+def preset_sent(preset: str, dataset: str, canvas: dict | None, seed: float | None
+                ) -> tuple[dict, dict, np.ndarray]:
+    """:func:`apply_preset`'s two canvases and the drawing they show (for :func:`sync_drawn`)."""
+    drawing, mask = apply_preset(preset, dataset, canvas, seed)
+    return drawing, mask, canvas_levels(drawing, dataset)
+
+
 def preview(canvas: dict | None, mask_canvas: dict | None, dataset: str) -> np.ndarray:
     """The sample panel before a run: the kept pixels, the ones to generate greyed out."""
     x = canvas_levels(canvas, dataset)
