@@ -10,6 +10,7 @@ while wide screens still show it on the right.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import gradio as gr
 
@@ -98,6 +99,20 @@ HEAD = """<script>
 </script>"""
 
 
+def editor_chunk() -> str | None:
+    """The file name of Gradio's image-editor script among its built assets (None if not
+    found: another Gradio build)."""
+    assets = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
+    for path in sorted(assets.glob("Index-*.js")):
+        if b"add_layers_from_url" in path.read_bytes():
+            return path.name
+    return None
+
+
 def head() -> str:
-    """The ``<head>`` addition (the labelling script), with :data:`LABELS` filled in."""
-    return HEAD % json.dumps(LABELS)
+    """The ``<head>`` addition: the labelling script (with :data:`LABELS`), and a preload of
+    the image editor's script (the largest component script, which Gradio only requests once
+    the page has its layout; preloaded, its download starts with the page)."""
+    chunk = editor_chunk()
+    preload = f'<link rel="modulepreload" href="./assets/{chunk}">\n' if chunk else ""
+    return preload + HEAD % json.dumps(LABELS)
