@@ -209,15 +209,21 @@ class Batch:
             with torch.no_grad():
                 logits = self.model(x).float()                             # (b, L, C, H, W)
                 self.nll[rows] = F.cross_entropy(logits, x, reduction="none").flatten(1).sum(1)
-                t = torch.tensor([j.temperature for j in self.jobs[rows]])[:, None, None, None, None]
-                p = torch.where(t > 0, torch.softmax(logits / t.clamp(min=1e-12), 1),
-                                F.one_hot(logits.argmax(1), logits.shape[1]).movedim(-1, 1).float())
-                p = p.movedim(1, -1).numpy()                               # (b, C, H, W, L)
+                t = torch.tensor([j.temperature for j in self.jobs[rows]])
+                p = tempered(logits, t).movedim(1, -1).numpy()             # (b, C, H, W, L)
             kept = ~gen[rows]
             self.probs[rows][kept] = p[kept]
             ent = -(p * np.log2(np.where(p > 0, p, 1))).sum(-1).sum(1)     # (b, H, W)
             for k in range(p.shape[0]):
                 self.entropy[s + k] = ent[k]
+
+
+def tempered(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """The distributions a run samples from: softmax over the levels of ``logits`` ``(b, L, C,
+    H, W)`` at each image's ``temperature`` ``(b,)``; at 0, all on the most likely value."""
+    t = temperature.reshape(-1, 1, 1, 1, 1)
+    return torch.where(t > 0, torch.softmax(logits / t.clamp(min=1e-12), 1),
+                       F.one_hot(logits.argmax(1), logits.shape[1]).movedim(-1, 1).float())
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None

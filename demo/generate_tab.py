@@ -6,6 +6,7 @@ The handlers are plain functions (tested directly in ``tests/test_app.py``);
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -19,9 +20,9 @@ from demo import imaging as im
 from demo import registry
 from demo.components import image_input, raw
 from demo.inputs import (ANY, DEFAULTS, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS,
-                         fail, first_example, label_control, load_model, parse_label,
-                         model_levels, parse_samples, parse_temperature, preview, shape,
-                         preset_sent, start_inputs, sync_drawn, upload)
+                         fail, first_example, label_control, load_model, model_levels,
+                         parse_index, parse_label, parse_samples, parse_temperature, preset_sent,
+                         preview, shape, start_inputs, sync_drawn, upload)
 from demo.registry import (ARCH_NAMES, DATASET_INFO, DATASETS, architectures, dataset_key, describe,
                            of_levels)
 from demo.runs import VIEWERS, Run, follow, stopped
@@ -54,7 +55,7 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
     y = parse_label(label, model)
     C, L = known.shape[0], model.cfg.levels
     known = model_levels(known, ds, L)          # the canvas as this model sees it
-    runs = [Run.start(ds, arch, known, gen, temperature, L) for _ in range(count)]
+    runs = [Run.start(ds, arch, known, gen, temperature, L, y) for _ in range(count)]
     run, state = runs[0], (runs[0] if count == 1 else runs)
     status = describe(model)
     if not gen.any():
@@ -87,8 +88,9 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
                 VIEWERS.spent(time.thread_time() - t, count)
                 yield image, chart, progress, gr.skip(), gr.skip(), state
     finally:
-        for jb in jobs:
+        for jb, r in zip(jobs, runs):
             jb.cancel()               # Stop or a closed page: the rest of the batch goes on
+            r.stopped = not r.finished          # Inspect says so
     nats, ent = run.nll, run.entropy
     seconds = time.perf_counter() - t0
     many = "" if count == 1 else (
@@ -113,39 +115,105 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
     yield frame(None), chart, f"Done. {status}", result, im.grid(ents), state
 
 
+INSPECT_JS = """() => {
+  // A click on the sample, as fractions of the image's box, for Inspect: Gradio's own select
+  // event needs the image loaded, which during a run (a new frame every few tens of ms) it
+  // rarely is, and it misplaces clicks on an image shown larger than its pixels.
+  document.addEventListener('click', e => {
+    const img = e.target.closest('#frame') && e.target.closest('#frame').querySelector('img');
+    const box = document.querySelector('#inspect-xy textarea, #inspect-xy input');
+    if (!img || !box) return;
+    const r = img.getBoundingClientRect();
+    const fx = (e.clientX - r.left) / r.width, fy = (e.clientY - r.top) / r.height;
+    if (fx < 0 || fx >= 1 || fy < 0 || fy >= 1) return;
+    box.value = `${fx.toFixed(5)} ${fy.toFixed(5)} ${Date.now()}`;     // always a change
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+  }, true);
+}"""
+INSPECT_HELP = ("**Inspect** a pixel, during a run or after: click it in the sample, or give its "
+                "row and column (0, 0 top left) and press Enter. On a grid, Sample picks the "
+                "cell (1 top left, row by row).")
+
+
 def inspect_pixel(run: Run | None, i: int, j: int) -> tuple[object, str]:
-    """The distribution(s) the model had at pixel ``(i, j)`` of the session's run."""
+    """The distribution(s) the model had at pixel ``(i, j)`` of the session's run: during
+    the run (every pixel drawn so far, and kept ones whose earlier pixels are all known),
+    after Stop, or once it has finished."""
     if run is None:
-        raise fail("generate an image first, then click one of its pixels")
+        raise fail("generate an image first, then click one of its pixels (or give its row "
+                   "and column and press Inspect)")
     C, H, W = run.image.shape
     if not (0 <= i < H and 0 <= j < W):
-        raise fail(f"pixel ({i}, {j}) is outside the {H}x{W} image")
+        raise fail(f"pixel ({i}, {j}) is outside the {H}x{W} image: rows and columns go from "
+                   f"0 to {H - 1} and {W - 1}")
+    gen, done = run.generated[:, i, j], run.done[:, i, j]
+    if not run.finished and (~gen & ~run.have[:, i, j]).any():
+        try:
+            run.complete_kept(registry.get_model(run.dataset, run.arch), i, j)
+        except ValueError:
+            pass                        # the checkpoint went bad since: say what is known
+    have = run.have[:, i, j]
+    where = f"**Pixel ({i}, {j})** (row {i}, column {j})"
+    if gen.any() and not done.any():
+        return None, (f"{where} was not generated: the run was stopped before it." if run.stopped
+                      else f"{where} has not been generated yet; it will be, in raster order.")
+    kind = ("kept from your canvas" if not gen.any() else "generated" if done.all() else
+            "being generated")
     names = im.CHANNEL_NAMES.get(C)
-    value = ", ".join(f"{names[c]} {int(run.image[c, i, j])}" for c in range(C))
-    if not run.have[:, i, j].any():
-        return None, f"Pixel ({i}, {j}) has not been generated yet."
-    kind = "generated" if run.generated[:, i, j].any() else "kept from your canvas"
-    note = "" if run.have[:, i, j].all() else " (the rest once it is sampled)"
+    shown = [c for c in range(C) if not gen[c] or done[c]]
+    value = ", ".join(f"{names[c]} {int(run.image[c, i, j])}" for c in shown)
+    of = f" of {run.levels} levels" if run.levels != DATASET_INFO[run.dataset].levels else ""
+    if not have.any():                  # a kept pixel after a pixel still to come
+        later = ("the run was stopped before them" if run.stopped else
+                 "it is shown once they are")
+        return None, (f"{where}, {kind}: value {value}{of}. The model's distribution there "
+                      f"depends on earlier pixels that are not generated yet ({later}).")
+    rest = ""
+    if not have.all():
+        rest = (" (the run was stopped before the rest)" if run.stopped else
+                " (the rest once it is sampled)")
     chart = run.chart(i, j, title=f"pixel ({i}, {j}): {kind}")
-    return chart, (f"**Pixel ({i}, {j})**, {kind}: value {value}. The bars are the model's "
-                   f"softmax there given every earlier pixel, at temperature "
-                   f"{run.temperature:g}{note}.")
+    return chart, (f"{where}, {kind}: value {value}{of}. The bars are the model's softmax "
+                   f"there given every earlier pixel, at temperature {run.temperature:g}{rest}.")
 
 
-def inspect_click(run: Run | list[Run] | None, evt: gr.SelectData) -> tuple[object, str]:
-    """Inspect the pixel under a click on the generated image (on a grid of samples, in the
-    cell clicked)."""
-    x, y = evt.index[:2]
-    if not isinstance(run, list):
-        return inspect_pixel(run, int(y) // im.SCALE, int(x) // im.SCALE)
-    _, H, W = run[0].image.shape
-    hit = im.grid_cell(x, y, len(run), H * im.SCALE, W * im.SCALE)
+def inspect_at(run: Run | list[Run] | None, sample=1, row=None, column=None
+               ) -> tuple[object, str]:
+    """Inspect from the keyboard: pixel (``row``, ``column``) of sample ``sample`` (1 to the
+    number of samples; 1 for a single one)."""
+    runs = run if isinstance(run, list) else [run]
+    k = parse_index(sample, "sample", 1, len(runs)) - 1
+    if runs[k] is None:
+        return inspect_pixel(None, 0, 0)
+    _, H, W = runs[k].image.shape
+    i, j = parse_index(row, "row", 0, H - 1), parse_index(column, "column", 0, W - 1)
+    chart, text = inspect_pixel(runs[k], i, j)
+    return chart, text if len(runs) == 1 else f"Sample {k + 1}: {text}"
+
+
+def inspect_point(run: Run | list[Run] | None, point: str) -> tuple:
+    """Inspect the pixel under a click on the sample (on a grid of samples, in the cell
+    clicked): ``point`` is ``"fx fy ..."``, the click's place as fractions of the image's
+    width and height (:data:`INSPECT_JS`). Returns ``(chart, text, sample, row, column)``,
+    the last three for the keyboard inputs, which then name the pixel shown."""
+    try:
+        fx, fy = (float(v) for v in str(point).split()[:2])
+        if not (0 <= fx < 1 and 0 <= fy < 1):
+            raise ValueError
+    except ValueError:
+        raise fail(f"a click at {point!r} is not on the sample") from None
+    if run is None:
+        return (*inspect_pixel(None, 0, 0), gr.skip(), gr.skip(), gr.skip())
+    runs = run if isinstance(run, list) else [run]
+    _, H, W = runs[0].image.shape
+    h, w = H * im.SCALE, W * im.SCALE                           # one sample, on screen
+    n, gap = math.isqrt(len(runs) - 1) + 1, im.GRID_GAP if len(runs) > 1 else 0
+    hit = im.grid_cell(fx * (n * (w + gap) - gap), fy * (n * (h + gap) - gap), len(runs), h, w)
     if hit is None:
         raise fail("click inside one of the samples")
     k, x, y = hit
-    chart, text = inspect_pixel(run[k], int(y) // im.SCALE, int(x) // im.SCALE)
-    return chart, f"Sample {k + 1}: {text}"
-
+    i, j = int(y) // im.SCALE, int(x) // im.SCALE
+    return (*inspect_at(run, k + 1, i, j), k + 1, i, j)
 
 
 def model_status(dataset: str, architecture: str) -> str:
@@ -260,6 +328,24 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                              alt_text="bar chart: the model's softmax for the current "
                                       "pixel, the sampled value in red")
             progress = gr.Markdown("", elem_id="progress", label="progress")
+            # Inspect beside the sample: by a click on it, or from the keyboard
+            with gr.Row(equal_height=False, elem_id="inspect-controls"):
+                inspect_sample = raw(gr.Number(1, precision=0, label="Sample", visible=False,
+                                               elem_id="inspect-sample", min_width=70))
+                inspect_row = raw(gr.Number(None, precision=0, label="Row",
+                                            elem_id="inspect-row", min_width=70))
+                inspect_col = raw(gr.Number(None, precision=0, label="Column",
+                                            elem_id="inspect-col", min_width=70))
+                inspect_go = gr.Button("Inspect", size="sm", elem_id="inspect-go", min_width=80,
+                                       scale=0)
+            inspect_text = gr.Markdown(INSPECT_HELP, elem_id="inspect-text")
+            inspect_xy = gr.Textbox("", visible="hidden", elem_id="inspect-xy",
+                                    label="the point clicked on the sample")
+            inspect_chart = gr.Image(None, type="pil", format="png", interactive=False,
+                                     show_label=False, elem_id="inspect", height=CHART_H,
+                                     buttons=[], label="softmax of the inspected pixel",
+                                     alt_text="bar chart: the model's softmax at the inspected "
+                                              "pixel, its value in red")
         with gr.Column(scale=1, min_width=300, elem_id="canvas-col"):
             canvas = image_input(
                 canvas0, label="Canvas",
@@ -312,11 +398,6 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                            elem_id="entropy", height=300, scale=1)
         gr.Markdown(ENTROPY_NOTE, elem_id="entropy-note")
     result = gr.Markdown("", elem_id="result", label="result")
-    with gr.Row(equal_height=False):
-        inspect_chart = gr.Image(None, type="pil", format="png", interactive=False,
-                                 show_label=False, scale=2, elem_id="inspect")
-        inspect_text = gr.Markdown("**Inspect**: click a pixel of the sample to see "
-                                   "the distribution the model had there.")
 
     controls = [dataset, architecture, temperature, seed, speed, label, samples]
     gen_evt = go.click(generate, [canvas, mask_canvas, *controls],
@@ -341,20 +422,30 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                            [canvas, mask_canvas, architecture, status, chart],
                            api_visibility="private")
     ds_evt.success(**previewed)
-    noted = dict(api_visibility="private", queue=False, show_progress="hidden")
     arch_noted = dict(fn=lambda d, a: note_update(architecture_note(d, a)),
-                      inputs=[dataset, architecture], outputs=arch_note, **noted)
+                      inputs=[dataset, architecture], outputs=arch_note, **at_once)
     ds_evt.success(**arch_noted)
     architecture.input(**arch_noted)
-    temperature.change(temperature_note, temperature, temp_note, **noted)
+    temperature.change(temperature_note, temperature, temp_note, **at_once)
     labelled = dict(fn=label_control, inputs=[dataset, architecture, label], outputs=label,
                     api_visibility="private")
     ds_evt.success(**labelled)
     architecture.input(model_status, [dataset, architecture], status, api_visibility="private")
     architecture.input(empty_chart, [dataset, architecture], chart, api_visibility="private")
     architecture.input(**labelled)
-    frame.select(inspect_click, run_state, [inspect_chart, inspect_text],
-                 api_visibility="private")
+    # Inspect reads the run while it goes on (the session's state is the Run the stream
+    # fills): off the queue, so that it never waits behind the runs
+    inspected = [inspect_chart, inspect_text]
+    inspect_xy.change(inspect_point, [run_state, inspect_xy],
+                      [*inspected, inspect_sample, inspect_row, inspect_col], **at_once)
+    demo.load(None, js=INSPECT_JS)
+    keyboard = dict(fn=inspect_at, inputs=[run_state, inspect_sample, inspect_row, inspect_col],
+                    outputs=inspected, **at_once)
+    inspect_go.click(**keyboard)
+    for box in (inspect_sample, inspect_row, inspect_col):
+        box.submit(**keyboard)
+    samples.change(lambda n: gr.update(visible=str(n) != "1", value=1), samples,
+                   inspect_sample, **at_once)
     demo.load(model_status, [dataset, architecture], status, api_visibility="private")
     demo.load(**labelled)
     return GenerateTab(canvas, mask_canvas, dataset, temperature, seed, speed, ds_evt)

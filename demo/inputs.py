@@ -83,6 +83,22 @@ def parse_temperature(temperature) -> float:
     return t
 
 
+def parse_index(value, what: str, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high`` from a number input (a pixel's row or column,
+    a sample of the grid); ``what`` names it in the message."""
+    try:
+        if isinstance(value, bool) or value is None or value == "":
+            raise ValueError
+        v = float(value)
+        if not math.isfinite(v) or v != int(v):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise fail(f"{what} must be a whole number from {low} to {high}; got {value!r}") from None
+    if not low <= int(v) <= high:
+        raise fail(f"{what} must be from {low} to {high}; got {int(v)}")
+    return int(v)
+
+
 def check_controls(dataset: str, architecture: str, temperature, seed, speed
                    ) -> tuple[str, str, float, int, float]:
     """Validated ``(dataset key, arch key, temperature, seed, pixels per second)``."""

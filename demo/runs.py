@@ -26,6 +26,7 @@ from demo import batcher
 from demo import imaging as im
 from demo.inputs import fail
 from pixelnet.data import dequantize
+from pixelnet.explain import generation_rank
 
 
 MAX_FPS = 15                        # frames per second to one viewer, at most
@@ -43,9 +44,10 @@ CHART_EVERY_ABOVE = 4               # more viewers than this: the softmax chart 
 
 @dataclass
 class Run:
-    """One generation, kept in the session for Inspect: the image, which sub-pixels were
-    generated, and the distribution behind every sub-pixel whose distribution is known
-    (generated ones as they are revealed; all of them once the run has finished)."""
+    """One generation, kept in the session for Inspect (and read by it during the run): the
+    image, which sub-pixels were generated, and the distribution behind every sub-pixel
+    whose distribution is known (generated ones as they are revealed; kept ones when asked,
+    :meth:`complete_kept`, or all of them once the run has finished)."""
     dataset: str
     arch: str
     levels: int
@@ -59,14 +61,16 @@ class Run:
     nll: float | None = None
     entropy: np.ndarray | None = None           # (H, W) bits, once finished
     last: tuple[int, int, int] | None = None   # (i, j, c) revealed last
+    y: int | None = None                        # the class it is drawn for (None: any)
+    stopped: bool = False                       # Stop or a closed page before it finished
 
     @classmethod
     def start(cls, ds: str, arch: str, x: np.ndarray, mask: np.ndarray, temperature: float,
-              levels: int) -> "Run":
+              levels: int, y: int | None = None) -> "Run":
         C, H, W = x.shape
         gen = np.broadcast_to(mask, (C, H, W)).copy()
         return cls(ds, arch, levels, temperature, x.copy(), gen, np.zeros_like(gen),
-                   np.zeros((C, H, W, levels), np.float32), np.zeros_like(gen))
+                   np.zeros((C, H, W, levels), np.float32), np.zeros_like(gen), y=y)
 
     def reveal(self, job: batcher.Job, start: int, stop: int) -> None:
         """Copy the job's own sub-pixels ``start:stop`` (sampled already) into the run."""
@@ -76,6 +80,27 @@ class Run:
         self.probs[c, i, j] = probs
         self.have[c, i, j] = self.done[c, i, j] = True
         self.last = tuple(int(v) for v in ijc[-1])
+
+    def complete_kept(self, model: torch.nn.Module, i: int, j: int) -> None:
+        """Fill in the distributions of pixel ``(i, j)``'s kept sub-pixels not known yet that
+        can be known: those whose every earlier sub-pixel (in ``model``'s generation order)
+        has its value, during the run or after Stop. One forward pass of the image so far, at
+        the run's temperature and class (a finished run knows them all already)."""
+        todo = ~self.generated[:, i, j] & ~self.have[:, i, j]
+        if not todo.any():
+            return
+        rank = generation_rank(model).numpy()                        # (C, H, W)
+        waiting = rank[self.generated & ~self.done]                  # not drawn yet
+        ready = todo & (rank[:, i, j] < (waiting.min() if waiting.size else rank.size))
+        if not ready.any():
+            return                      # an earlier pixel is still to come: not defined yet
+        x = torch.from_numpy(self.image.copy())[None]
+        y = None if self.y is None else torch.tensor([self.y])
+        with torch.no_grad():
+            p = batcher.tempered(model(x, y).float(), torch.tensor([self.temperature]))
+        p = p[0].movedim(0, -1).numpy()                               # (C, H, W, levels)
+        for c in np.nonzero(ready)[0]:
+            self.probs[c, i, j], self.have[c, i, j] = p[c, i, j], True
 
     def pending(self) -> np.ndarray:
         """(H, W): pixels still to be generated."""

@@ -189,7 +189,6 @@ def test_the_mask_follows_strokes_not_pictures_the_app_sent():
     assert (inputs.canvas_mask(synced, "mnist") == inputs.canvas_mask(mask, "mnist")).all()
 
 
-
 # ----------------------------------------------------------------------------- generate
 
 @pytest.mark.parametrize("dataset,arch", [("MNIST digits", "Multi-Scale"),
@@ -378,6 +377,90 @@ def test_inspect(tiny_models):
     assert "not been generated yet" in gen.inspect_pixel(early, 5, 5)[1]
 
 
+def mid_run(canvas, mask, dataset="Emoji", pixels=3, samples=1):
+    """A Slow generation stopped in the middle of its stream: ``(stream, run or runs)`` once
+    ``pixels`` pixels of (the first) run are shown; the stream's next step goes on."""
+    stream = gen.generate(canvas, mask, dataset, "PixelCNN", 1.0, 0, "Slow", "Any", samples)
+    while True:
+        state = next(stream)[-1]
+        first = state[0] if isinstance(state, list) else state
+        if first.done.sum() >= pixels * first.image.shape[0]:
+            return stream, state
+
+
+def test_inspect_during_a_run_and_after_stop(tiny_models):
+    """During a run: every pixel drawn so far has its chart, a kept pixel has the
+    distribution it will have once the run ends, a pending one says it is to come. After
+    Stop: the same, and the pending one says the run was stopped before it."""
+    canvas, mask = inputs.first_example("Emoji")                     # rows 16.. generated
+    whole = run_all(gen.generate(canvas, mask, "Emoji", "PixelCNN", 1.0, 0, "Max"))[-1][-1]
+    stream, run = mid_run(canvas, mask)
+    assert not run.finished and run.done[:, 16, 0].all() and not run.done[:, 31, 31].any()
+    chart, text = gen.inspect_pixel(run, 16, 0)
+    assert isinstance(chart, Image.Image) and "**Pixel (16, 0)** (row 16, column 0), generated" in text
+    np.testing.assert_allclose(run.probs[:, 16, 0], whole.probs[:, 16, 0], atol=1e-5)
+    chart, text = gen.inspect_pixel(run, 3, 3)                       # kept: all before it known
+    assert isinstance(chart, Image.Image) and "kept from your canvas" in text
+    assert "not generated" not in text and run.have[:, 3, 3].all()
+    np.testing.assert_allclose(run.probs[:, 3, 3], whole.probs[:, 3, 3], atol=1e-5)
+    chart, text = gen.inspect_pixel(run, 31, 31)
+    assert chart is None and "has not been generated yet" in text
+    stream.close()                                                   # Stop
+    assert run.stopped and not run.finished
+    assert "was not generated: the run was stopped before it" in gen.inspect_pixel(run, 31, 31)[1]
+    chart, text = gen.inspect_pixel(run, 2, 7)                       # kept, asked after Stop
+    assert isinstance(chart, Image.Image) and "kept from your canvas" in text
+    np.testing.assert_allclose(run.probs[:, 2, 7], whole.probs[:, 2, 7], atol=1e-5)
+    assert "generated" in gen.inspect_pixel(run, 16, 0)[1]
+
+
+def test_inspect_a_kept_pixel_after_pending_ones(tiny_models):
+    """A kept pixel after pixels still to generate has no distribution yet: it depends on
+    them. Once they are drawn it has one (a finished run)."""
+    x = inputs.blank("mnist")
+    x[0, 20:, :] = 1
+    m = np.zeros((28, 28), bool)
+    m[:4] = True                                                     # generate rows 0..3
+    canvas, mask = inputs.canvases(x, m, "mnist")
+    stream, run = mid_run(canvas, mask, "mnist", pixels=2)
+    chart, text = gen.inspect_pixel(run, 22, 5)
+    assert chart is None and "kept from your canvas: value gray 1" in text
+    assert "depends on earlier pixels that are not generated yet (it is shown once" in text
+    stream.close()
+    assert "the run was stopped before them" in gen.inspect_pixel(run, 22, 5)[1]
+    done = run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 0, "Max"))[-1][-1]
+    assert isinstance(gen.inspect_pixel(done, 22, 5)[0], Image.Image)
+
+
+def test_inspect_from_the_keyboard(tiny_models):
+    """Row and column (and the sample of a grid) as numbers; a click sets them too."""
+    canvas, mask = inputs.first_example("MNIST digits")
+    stream, runs4 = mid_run(canvas, mask, "mnist", pixels=2, samples=4)
+    chart, text = gen.inspect_at(runs4, 4, 14, 0)                    # during the run
+    assert isinstance(chart, Image.Image) and text.startswith("Sample 4: **Pixel (14, 0)**")
+    assert "(row 14, column 0), generated" in text
+    chart, text = gen.inspect_at(runs4, "2", "27", 27.0)             # as the browser sends them
+    assert chart is None and text.startswith("Sample 2: **Pixel (27, 27)**")
+    stream.close()
+    side = 2 * 28 * im.SCALE + im.GRID_GAP                           # bottom-left cell, (14, 0)
+    y = (28 * im.SCALE + im.GRID_GAP + 14 * im.SCALE + 2) / side
+    chart, text, k, i, j = gen.inspect_point(runs4, f"{2 / side:.5f} {y:.5f} 1700000000")
+    assert (k, i, j) == (3, 14, 0) and text.startswith("Sample 3: **Pixel (14, 0)**")
+    single = run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 0, "Max"))[-1][-1]
+    chart, text = gen.inspect_at(single, 1, 20, 3)
+    assert text.startswith("**Pixel (20, 3)**") and isinstance(chart, Image.Image)
+    for bad, match in (((single, 1, 28, 3), "row must be from 0 to 27"),
+                       ((single, 1, 3, -1), "column must be from 0 to 27"),
+                       ((single, 1, "x", 3), "row must be a whole number"),
+                       ((single, 1, 2.5, 3), "row must be a whole number"),
+                       ((single, 1, None, 3), "row must be a whole number"),
+                       ((runs4, 5, 3, 3), "sample must be from 1 to 4"),
+                       ((single, 2, 3, 3), "sample must be from 1 to 1"),
+                       ((None, 1, 3, 3), "generate an image first")):
+        with pytest.raises(gr.Error, match=match):
+            gen.inspect_at(*bad)
+
+
 def test_compare_runs_every_architecture(tiny_models):
     canvas, mask = inputs.first_example("MNIST digits")
     outs = run_all(cmp.compare(canvas, mask, "MNIST digits", 1.0, 0, "Max"))
@@ -504,11 +587,17 @@ def test_several_samples_of_one_input_as_a_grid(tiny_models):
         assert (cell[:: im.SCALE, :: im.SCALE] == im.to_rgb(run.image, 2)).all()
     assert len({r.image.tobytes() for r in runs}) > 1            # different seeds, different images
     off = 28 * im.SCALE + im.GRID_GAP                                 # bottom-right cell, pixel (20, 3)
-    click = type("Evt", (), {"index": [off + 3 * im.SCALE + 2, off + 20 * im.SCALE + 2]})()
-    chart, text = gen.inspect_click(runs, click)
+    click = f"{(off + 3 * im.SCALE + 2) / side} {(off + 20 * im.SCALE + 2) / side}"
+    chart, text, *where = gen.inspect_point(runs, click)              # fractions of the image
     assert text.startswith("Sample 4: **Pixel (20, 3)**") and chart is not None
+    assert where == [4, 20, 3]
     with pytest.raises(gr.Error, match="inside one of the samples"):
-        gen.inspect_click(runs, type("Evt", (), {"index": [28 * im.SCALE + 3, 5]})())
+        gen.inspect_point(runs, f"{(28 * im.SCALE + 3) / side} {5 / side}")
+    for bad in ("1.2 0.5", "x y", "", "0.5"):
+        with pytest.raises(gr.Error, match="not on the sample"):
+            gen.inspect_point(runs, bad)
+    single = run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 5, "Max"))[-1][-1]
+    assert gen.inspect_point(single, f"{3.5 / 28} {27.9 / 28} 1")[1].startswith("**Pixel (27, 3)**")
     for bad in (2, "three", 16, True):
         with pytest.raises(gr.Error, match="samples must be one of 1, 4, 9"):
             run_all(gen.generate(None, None, "mnist", "PixelCNN", 1.0, 0, "Max", "Any", bad))
