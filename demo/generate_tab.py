@@ -328,7 +328,16 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                              alt_text="bar chart: the model's softmax for the current "
                                       "pixel, the sampled value in red")
             progress = gr.Markdown("", elem_id="progress", label="progress")
-            # Inspect beside the sample: by a click on it, or from the keyboard
+            # Inspect beside the sample (its answer first): by a click on the sample, or
+            # from the keyboard
+            inspect_text = gr.Markdown(INSPECT_HELP, elem_id="inspect-text")
+            inspect_xy = gr.Textbox("", visible="hidden", elem_id="inspect-xy",
+                                    label="the point clicked on the sample")
+            inspect_chart = gr.Image(None, type="pil", format="png", interactive=False,
+                                     show_label=False, elem_id="inspect", height=CHART_H,
+                                     buttons=[], label="softmax of the inspected pixel",
+                                     alt_text="bar chart: the model's softmax at the inspected "
+                                              "pixel, its value in red")
             with gr.Row(equal_height=False, elem_id="inspect-controls"):
                 inspect_sample = raw(gr.Number(1, precision=0, label="Sample", visible=False,
                                                elem_id="inspect-sample", min_width=70))
@@ -338,14 +347,6 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                                             elem_id="inspect-col", min_width=70))
                 inspect_go = gr.Button("Inspect", size="sm", elem_id="inspect-go", min_width=80,
                                        scale=0)
-            inspect_text = gr.Markdown(INSPECT_HELP, elem_id="inspect-text")
-            inspect_xy = gr.Textbox("", visible="hidden", elem_id="inspect-xy",
-                                    label="the point clicked on the sample")
-            inspect_chart = gr.Image(None, type="pil", format="png", interactive=False,
-                                     show_label=False, elem_id="inspect", height=CHART_H,
-                                     buttons=[], label="softmax of the inspected pixel",
-                                     alt_text="bar chart: the model's softmax at the inspected "
-                                              "pixel, its value in red")
         with gr.Column(scale=1, min_width=300, elem_id="canvas-col"):
             canvas = image_input(
                 canvas0, label="Canvas",

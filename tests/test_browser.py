@@ -386,9 +386,9 @@ def test_editors_keep_their_content(projector):
 
 def test_inspect_during_a_run_by_click_and_keyboard(projector):
     """During a Slow run (the first example's bottom half: 392 pixels, about 20 s) Inspect
-    says that a pixel still to come will be (row and column typed, Enter) and shows one
-    already drawn (a click), right beside the sample; after Stop, a pixel never drawn says
-    the run was stopped before it."""
+    shows a pixel already drawn (a click), right beside the sample, and says that one still
+    to come will be (row and column typed, Enter); after Stop, a pixel never drawn says the
+    run was stopped before it."""
     pg = projector
     progress = "document.querySelector('#progress').innerText"
     text = "document.querySelector('#inspect-text').innerText"
@@ -396,15 +396,6 @@ def test_inspect_during_a_run_by_click_and_keyboard(projector):
     js_click(pg, "#generate")
     pg.wait_for_function(f"{progress}.startsWith('Pixel') && "
                          f"parseInt({progress}.split(' ')[1]) >= 32", timeout=60_000)  # row 14
-    during = pg.locator("#progress").inner_text()
-    pg.locator("#inspect-row input").fill("27")                      # the keyboard path
-    pg.locator("#inspect-col input").fill("26")
-    pg.locator("#inspect-col input").press("Enter")
-    pg.wait_for_function(f"{text}.includes('Pixel (27, 26)')", timeout=30_000)
-    assert "has not been generated yet" in pg.locator("#inspect-text").inner_text(), \
-        f"Inspect did not answer during the run (asked at {during!r})"
-
-    assert pg.evaluate(f"{progress}.startsWith('Pixel')"), "the run ended too soon to click"
     box = pg.locator("#frame img").bounding_box()                    # a click, mid-run
     pg.mouse.click(box["x"] + box["width"] * 5.5 / 28, box["y"] + box["height"] * 14.5 / 28)
     pg.wait_for_function(f"{text}.includes('Pixel (14, 5)')", timeout=30_000)
@@ -412,8 +403,17 @@ def test_inspect_during_a_run_by_click_and_keyboard(projector):
     assert pg.locator("#inspect-row input").input_value() == "14"    # the click named the pixel
     pg.wait_for_function("[...document.querySelectorAll('#inspect img')].some(i => i.complete && "
                          "i.naturalWidth > 0)", timeout=30_000)
-    frame, shown = boxes(pg, ["#frame", "#inspect"]).values()
-    assert shown["y"] - (frame["y"] + frame["height"]) < 400, "Inspect is far from the sample"
+    frame, answer, chart = boxes(pg, ["#frame", "#inspect-text", "#inspect"]).values()
+    below = frame["y"] + frame["height"]
+    assert answer["y"] - below < 300 and chart["y"] - below < 400, "Inspect is far from the sample"
+
+    during = pg.locator("#progress").inner_text()
+    pg.locator("#inspect-row input").fill("27")                      # the keyboard path
+    pg.locator("#inspect-col input").fill("26")
+    pg.locator("#inspect-col input").press("Enter")
+    pg.wait_for_function(f"{text}.includes('Pixel (27, 26)')", timeout=30_000)
+    assert "has not been generated yet" in pg.locator("#inspect-text").inner_text(), \
+        f"Inspect did not answer during the run (asked at {during!r})"
 
     js_click(pg, "#stop")
     pg.wait_for_function(f"{progress}.includes('Stopped') || {progress}.startsWith('Done')",
