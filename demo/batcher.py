@@ -159,6 +159,7 @@ class Batch:
         self.cond = threading.Condition()
         self.error: BaseException | None = None
         self.scored = False
+        self.y: torch.Tensor | None = None
         self.started = self.sampled = time.perf_counter()
 
     def run(self) -> None:
@@ -168,6 +169,7 @@ class Batch:
         y = None
         if any(j.y is not None for j in jobs):
             y = torch.tensor([-1 if j.y is None else j.y for j in jobs])
+        self.y = y          # (B,) class per run, -1: none; None: no run has one
         try:
             stream = pixelnet.sample_stream(
                 self.model, len(jobs), torch.from_numpy(self.image.copy()), torch.from_numpy(gen),
@@ -207,7 +209,8 @@ class Batch:
             rows = slice(s, s + SCORE_CHUNK)
             x = torch.from_numpy(self.image[rows])
             with torch.no_grad():
-                logits = self.model(x).float()                             # (b, L, C, H, W)
+                y = None if self.y is None else self.y[rows]      # scored given its class
+                logits = self.model(x, y=y).float()                        # (b, L, C, H, W)
                 self.nll[rows] = F.cross_entropy(logits, x, reduction="none").flatten(1).sum(1)
                 t = torch.tensor([j.temperature for j in self.jobs[rows]])
                 p = tempered(logits, t).movedim(1, -1).numpy()             # (b, C, H, W, L)

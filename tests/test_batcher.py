@@ -181,3 +181,27 @@ def test_a_failing_batch_is_an_error_for_each_of_its_runs(monkeypatch):
     monkeypatch.setattr(registry, "get_model", lambda ds, arch: m)
     with pytest.raises(gen.gr.Error, match="sampling failed"):
         list(gen.generate(None, None, "mnist", "pixelcnn", 1.0, 0, "Max"))
+
+
+def test_a_class_run_is_scored_given_its_class():
+    """The NLL a run reports is that of its image given its own class (none: unconditional),
+    also in a batch that mixes classes."""
+    torch.manual_seed(0)
+    m = tiny_model("pixelcnn", classes=3).eval()
+    with torch.no_grad():                                   # class vectors that matter
+        for k, v in m.state_dict().items():
+            if k.endswith("label.weight"):
+                v.copy_(torch.randn_like(v))
+    jobs = [batcher.Job(m, np.zeros((1, m.cfg.height, m.cfg.width), np.int64), np.ones(
+        (m.cfg.height, m.cfg.width), bool), 1.0, 5 + k, y) for k, y in enumerate([0, 2, None])]
+    batcher.submit(jobs)
+    for j in jobs:
+        r = j.result(timeout=120)
+        x = torch.from_numpy(r["image"])[None]
+        y = None if j.y is None else torch.tensor([j.y])
+        with torch.no_grad():
+            assert r["nll"] == pytest.approx(float(pixelnet.nll(m, x, y)[0]), rel=1e-4)
+    with torch.no_grad():                                   # the class changes the score
+        x = torch.from_numpy(jobs[0].result()["image"])[None]
+        assert float(pixelnet.nll(m, x, torch.tensor([0]))[0]) != pytest.approx(
+            float(pixelnet.nll(m, x)[0]), rel=1e-4)
