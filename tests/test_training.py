@@ -404,3 +404,30 @@ def test_completion_figure_keeps_the_top_halves(tmp_path):
     assert Image.open(out).size[1] > Image.open(out).size[0]          # 4 rows of 2
     with pytest.raises(ValueError, match="n must be in"):
         completions.pick(0, 10)
+
+
+def test_publish_measures_again_what_an_older_classifier_judged(tiny_checkpoint, monkeypatch):
+    """--skip-eval keeps stored recognisability figures only if the current classifier made
+    them (same classes and test accuracy); figures of an older one are measured again."""
+    model, path = tiny_checkpoint
+    calls = []
+
+    def fake(m, clf):
+        calls.append(clf)
+        return dict(classifier_test_accuracy=clf.metadata.get("test_accuracy"),
+                    free_classes={n: 0.1 for n in clf.class_names}, free_confident=0.5,
+                    real_confident=0.9)
+    monkeypatch.setattr(publish, "recognisability", fake)
+    args = ["--dir", str(path.parent), "--samples", "0", "--limit", "8", "--skip-eval"]
+    publish.main(args)
+    assert len(calls) == 1
+    publish.main(args)                                   # stored by the current classifier
+    assert len(calls) == 1
+    meta = pixelnet.read_checkpoint(path)
+    stale = dict(meta.pop("recognisable"), classifier_test_accuracy=0.123)
+    pixelnet.save_checkpoint(pixelnet.load_checkpoint(path), path,
+                             **{k: v for k, v in meta.items()
+                                if k not in ("format", "version", "arch", "config", "model")},
+                             recognisable=stale)
+    publish.main(args)
+    assert len(calls) == 2

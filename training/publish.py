@@ -74,8 +74,14 @@ def describe(path: Path, skip_eval: bool = False, samples: int = 64, seed: int =
             test.update(test_nll_given_class=r["nats_given_class"],
                         test_bits_per_dim_given_class=r["bits_per_dim_given_class"])
     clf = classifier_path(meta["dataset"])
-    if measure and not (skip_eval and "recognisable" in meta) and clf.exists():
-        test["recognisable"] = recognisability(model, load_classifier(clf))
+    clf = load_classifier(clf) if clf.exists() else None
+    stored = meta.get("recognisable") or {}
+    # figures of an older classifier (other classes or accuracy) are measured again
+    current = clf is not None and stored.get("classifier_test_accuracy") == \
+        clf.metadata.get("test_accuracy") and list(stored.get("free_classes") or []) == \
+        list(clf.class_names)
+    if measure and clf is not None and not (skip_eval and current):
+        test["recognisable"] = recognisability(model, clf)
     if any(meta.get(k) != v for k, v in test.items()):
         meta.update(test)
         pixelnet.save_checkpoint(model, path, **meta)
