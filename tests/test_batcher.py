@@ -75,12 +75,13 @@ def test_one_runs_stop_leaves_the_others_in_its_batch_going():
     m = pixelnet.build_model("pixelcnn").eval()
     jobs = varied_jobs(m, 4)
     batcher.submit(jobs)
+    sampler = batcher.sampler(m)        # held: it may end (idle) while the test samples alone
     jobs[1].wait(0, timeout=60)                                     # sampling has started
     jobs[1].cancel()
     assert not jobs[1].scored()
     for j in (jobs[0], jobs[2], jobs[3]):
         assert (j.result(timeout=120)["image"] == alone(m, j)).all()
-    assert jobs[0].batch is jobs[1].batch and batcher.sampler(m).batches == [4]
+    assert jobs[0].batch is jobs[1].batch and sampler.batches == [4]
     with pytest.raises(RuntimeError, match="stopped"):
         jobs[1].result()
 
@@ -117,6 +118,7 @@ def test_app_streams_in_one_batch_and_a_closed_stream_leaves_the_other_going(mon
     a = gen.generate(canvas, mask, "mnist", "pixelcnn", 1.0, 11, "Max")
     b = gen.generate(canvas, mask, "mnist", "pixelcnn", 1.0, 12, "Max")
     next(a), next(b)                                                # both submitted
+    sampler = batcher.sampler(m)        # held: it may end (idle) while the test samples alone
     next(a)                                                         # a's first frame: sampling
     a.close()
     outs = list(b)
@@ -124,7 +126,7 @@ def test_app_streams_in_one_batch_and_a_closed_stream_leaves_the_other_going(mon
     run = outs[-1][-1]
     job = batcher.Job(m, np.zeros((1, 28, 28), np.int64), np.ones((28, 28), bool), 1.0, 12)
     assert (run.image == alone(m, job)).all()
-    assert batcher.sampler(m).batches[0] == 2                     # they were batched together
+    assert sampler.batches[0] == 2                                # they were batched together
 
 
 def test_frame_rate_is_shared_among_viewers_by_the_cost_of_a_frame():
