@@ -3,7 +3,7 @@
 
 Accessibility (issue 17): every text at least 4.5:1 against its background (WCAG 2 contrast;
 the Soft theme's label chips, primary buttons, selected tab and muted texts are darker here;
-measured figures in README.md), every canvas labelled for screen readers, and the sample column
+measured figures in README.md, "Accessibility"), every canvas labelled for screen readers, and the sample column
 first in the page's order (so Generate is an early Tab stop and the first thing on a phone)
 while wide screens still show it on the right.
 """
