@@ -357,10 +357,32 @@ EDITOR_INK_JS = """async sel => {
 }"""
 
 
-def test_editors_keep_their_content(projector):
+# WebGL clears an idle canvas's drawing buffer after showing it, so reading it back gives
+# black unless the read catches a frame; keep the buffer so a read sees what is shown.
+PRESERVE_JS = """(() => {
+  const get = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (kind, opts) {
+    if (kind === 'webgl' || kind === 'webgl2') opts = {...(opts || {}), preserveDrawingBuffer: true};
+    return get.call(this, kind, opts);
+  };
+})()"""
+
+
+def test_editors_keep_their_content(page, url):
     """After a preset both editors show it (no spinner); after a bad upload they keep it and
     the app's message says what is wrong (no "Error" badge in their place)."""
-    pg = projector
+    pg = page.context.browser.new_page(viewport={"width": 1280, "height": 800})
+    try:
+        pg.add_init_script(PRESERVE_JS)
+        pg.goto(url)
+        pg.wait_for_selector("#canvas canvas", timeout=60_000)
+        editors_keep_their_content(pg)
+    finally:
+        pg.close()
+
+
+def editors_keep_their_content(pg) -> None:
+    """The checks, on a page whose WebGL canvases keep their drawing buffer."""
 
     def shown(sel: str, kind: str, timeout: float = 15) -> dict:
         deadline = time.time() + timeout
