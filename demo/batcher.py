@@ -159,17 +159,15 @@ class Batch:
         self.cond = threading.Condition()
         self.error: BaseException | None = None
         self.scored = False
-        self.y: torch.Tensor | None = None
+        # (B,) class per run, -1: none; None: no run has one (sampled and scored with it)
+        self.y = (torch.tensor([-1 if j.y is None else j.y for j in jobs])
+                  if any(j.y is not None for j in jobs) else None)
         self.started = self.sampled = time.perf_counter()
 
     def run(self) -> None:
         """Sample the batch to its end (or until every run in it is cancelled), score it."""
-        jobs = self.jobs
+        jobs, y = self.jobs, self.y
         gen = np.stack([j.gen for j in jobs])                                # (B, C, H, W)
-        y = None
-        if any(j.y is not None for j in jobs):
-            y = torch.tensor([-1 if j.y is None else j.y for j in jobs])
-        self.y = y          # (B,) class per run, -1: none; None: no run has one
         try:
             stream = pixelnet.sample_stream(
                 self.model, len(jobs), torch.from_numpy(self.image.copy()), torch.from_numpy(gen),

@@ -99,7 +99,7 @@ class TrainConfig:
     balance: bool = field(default=False, metadata={
         "help": "class-conditional models: draw each epoch's images with every class equally "
                 "likely (with replacement) instead of each image once, so that small classes "
-                "(e.g. emoji Smileys, 4%%) are seen as often as large ones"})
+                "(e.g. emoji Smileys, 3%%) are seen as often as large ones"})
     levels: int = field(default=0, metadata={
         "help": "levels per channel the model draws (0: the dataset's). Fewer than an 8-bit "
                 "dataset's 256 quantize its images into equal bins: our choice for colour "
