@@ -22,7 +22,7 @@ from demo.inputs import (ANY, DEFAULTS, fail, label_choices, label_control, load
                          model_levels, parse_label, shape, start_inputs)
 from demo.registry import (ARCH_NAMES, architectures, class_names, coarse, of_levels, title,
                            training)
-from demo.runs import VIEWERS, Run, follow, stopped
+from demo.runs import STOPS, VIEWERS, Run, follow, press_stop, stopped_line
 
 
 COMPARE_PLACEHOLDER = ("*Nothing compared yet.* Press **Compare all architectures**: each "
@@ -34,34 +34,38 @@ COMPARE_PLACEHOLDER = ("*Nothing compared yet.* Press **Compare all architecture
 def compare(canvas: dict | None = None, mask: dict | None = None,
             dataset: str = DEFAULTS["dataset"], temperature: float = DEFAULTS["temperature"],
             seed: float = DEFAULTS["seed"], speed: str = DEFAULTS["speed"],
-            label: str = DEFAULTS["label"]) -> Iterator[tuple]:
+            label: str = DEFAULTS["label"], request: gr.Request | None = None
+            ) -> Iterator[tuple]:
     """The same canvas, mask and seed through every architecture, side by side (the API's
     ``/compare``): yields ``(frame, table)``, the frames in one image with their names above;
     the table ends with each model's NLL and sampling time (that of the batch its run was
     sampled in, with other users' runs of the same model)."""
     for archs, frames, table in compare_stream(canvas, mask, dataset, temperature, seed, speed,
-                                               label):
+                                               label, request):
         yield im.side_by_side(frames, [ARCH_NAMES[a] for a in archs]), table
 
 
 def compare_panels(canvas: dict | None = None, mask: dict | None = None,
                    dataset: str = DEFAULTS["dataset"], temperature: float = DEFAULTS["temperature"],
                    seed: float = DEFAULTS["seed"], speed: str = DEFAULTS["speed"],
-                   label: str = DEFAULTS["label"]) -> Iterator[tuple]:
+                   label: str = DEFAULTS["label"], request: gr.Request | None = None
+                   ) -> Iterator[tuple]:
     """Compare in the UI: one image per architecture of ``pixelnet.ARCHITECTURES`` (its name
     is the component's label; those not offered for the dataset hidden), then the table."""
     for archs, frames, table in compare_stream(canvas, mask, dataset, temperature, seed, speed,
-                                               label):
+                                               label, request):
         shown = dict(zip(archs, frames))
         yield (*(gr.update(value=shown[a], visible=True) if a in shown else
                  gr.update(visible=False) for a in pixelnet.ARCHITECTURES), table)
 
 
-def compare_stream(canvas, mask, dataset, temperature, seed, speed, label
+def compare_stream(canvas, mask, dataset, temperature, seed, speed, label,
+                   request: gr.Request | None = None
                    ) -> Iterator[tuple[list[str], list[np.ndarray], str]]:
     """Run every architecture of ``dataset`` on the same input: yields ``(architecture keys,
-    their frames, progress or the final table)``. Stop or a closed page cancels every run
-    (the batcher's per-run cancel; the other users' runs go on)."""
+    their frames, progress or the final table)``. The page's Stop (``request``: its session)
+    or a closed page cancels every run (the batcher's per-run cancel; the other users' runs
+    go on); after Stop the last frames stand, with "Stopped" in place of the table."""
     ds = shape(dataset)[0]
     archs = architectures(ds)
     ds, _, temperature, seed, rate, known, gen = start_inputs(
@@ -75,9 +79,10 @@ def compare_stream(canvas, mask, dataset, temperature, seed, speed, label
     jobs = [batcher.Job(models[a], seen[a], gen, temperature, seed, y)
             for a, y in zip(archs, ys)]
     batcher.submit(jobs)
+    asked = STOPS.asker(request and request.session_hash, "compare")
     try:
         with VIEWERS.watching():
-            for _ in follow(jobs, runs, rate):
+            for _ in follow(jobs, runs, rate, asked):
                 k = max(int(r.done.sum()) for r in runs) // C
                 t = time.thread_time()
                 frames = [r.frame(r.last[:2] if r.last else None) for r in runs]
@@ -87,6 +92,10 @@ def compare_stream(canvas, mask, dataset, temperature, seed, speed, label
         for job in jobs:
             if not job.scored():
                 job.cancel()          # Stop or a closed page
+    if not all(r.finished for r in runs):
+        k = max(int(r.done.sum()) for r in runs) // C
+        yield archs, [r.frame(None) for r in runs], stopped_line(k, jobs[0].total // C)
+        return
     rows = ["| Architecture | class | NLL (nats) | bits/dim | sampling time (batch) | model |",
             "|---|---|---|---|---|---|"]
     for a, run, job, y in zip(archs, runs, jobs, ys):
@@ -146,14 +155,14 @@ def build_compare_tab(demo: gr.Blocks, g: GenerateTab) -> None:
 
     compare_inputs = [g.canvas, g.mask_canvas, g.dataset, g.temperature, g.seed, g.speed,
                       compare_label]
-    cmp_evt = compare_btn.click(compare_panels, compare_inputs, [*compare_imgs, compare_table],
-                                api_visibility="private", concurrency_id="sampler")
+    compare_btn.click(compare_panels, compare_inputs, [*compare_imgs, compare_table],
+                      api_visibility="private", concurrency_id="sampler")
     # /compare for API clients, its outputs as before: (side by side, table)
-    cmp_api = gr.Button(visible=False).click(compare, compare_inputs,
-                                             [compare_img, compare_table], api_name="compare",
-                                             concurrency_id="sampler")
-    compare_stop.click(None, cancels=[cmp_evt, cmp_api]).then(
-        stopped, compare_table, compare_table, api_visibility="private")
+    gr.Button(visible=False).click(compare, compare_inputs, [compare_img, compare_table],
+                                   api_name="compare", concurrency_id="sampler")
+    # Stop ends the page's runs at their next frame (runs.Stops); a closed page cancels them
+    compare_stop.click(press_stop("compare"), None, None, queue=False, api_visibility="private",
+                       show_progress="hidden")
     compare_labelled = dict(fn=lambda d, lb: label_control(d, None, lb),
                             inputs=[g.dataset, compare_label], outputs=compare_label,
                             api_visibility="private")

@@ -25,7 +25,7 @@ from demo.inputs import (ANY, DEFAULTS, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEED
                          preview, shape, start_inputs, sync_drawn, upload)
 from demo.registry import (ARCH_NAMES, DATASET_INFO, DATASETS, architectures, dataset_key, describe,
                            of_levels)
-from demo.runs import VIEWERS, Run, follow, stopped
+from demo.runs import STOPS, VIEWERS, Run, follow, press_stop, stopped_line
 from pixelnet.sampling import MAX_SEED
 
 
@@ -41,9 +41,11 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
              dataset: str = DEFAULTS["dataset"], architecture: str = DEFAULTS["architecture"],
              temperature: float = DEFAULTS["temperature"], seed: float = DEFAULTS["seed"],
              speed: str = DEFAULTS["speed"], label: str = DEFAULTS["label"],
-             samples: int = DEFAULTS["samples"]) -> Iterator[tuple]:
+             samples: int = DEFAULTS["samples"], request: gr.Request | None = None
+             ) -> Iterator[tuple]:
     """Stream a generation: yields ``(frame, softmax chart, progress, result, entropy map,
-    run)`` as the raster scan moves; the last one holds the sample, its NLL and the map.
+    run)`` as the raster scan moves; the last one holds the sample, its NLL and the map, or,
+    after the page's Stop (``request``: its session), the frame as it stands.
     ``label``: "Any" or one of a class-conditional model's class names. ``samples`` (1, 4
     or 9): completions of the same input, seeds ``seed, seed + 1, ...``, sampled as one
     batch and shown as a grid (the frame, the entropy map); ``run`` is then the list of
@@ -66,6 +68,7 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
     job = jobs[0]
     batcher.submit(jobs)
     t0 = time.perf_counter()
+    asked = STOPS.asker(request and request.session_hash, "generate")
 
     def frame(pos):
         return im.grid([r.frame(pos) for r in runs])
@@ -74,7 +77,7 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
         with VIEWERS.watching():
             yield frame(None), None, f"Starting… {status}", "", None, state
             n = job.total // C
-            for frame_no in follow(jobs, runs, rate):
+            for frame_no in follow(jobs, runs, rate, asked):
                 i, j, c = run.last
                 k = int(run.done.sum()) // C
                 channel = f" {im.CHANNEL_NAMES[C][c]}" if C > 1 else ""
@@ -91,6 +94,10 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
         for jb, r in zip(jobs, runs):
             jb.cancel()               # Stop or a closed page: the rest of the batch goes on
             r.stopped = not r.finished          # Inspect says so
+    if not run.finished:                        # Stop: the frame as it stands
+        k = int(run.done.sum()) // C
+        yield frame(None), gr.skip(), stopped_line(k, n, status), "", None, state
+        return
     nats, ent = run.nll, run.entropy
     seconds = time.perf_counter() - t0
     many = "" if count == 1 else (
@@ -401,11 +408,12 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     result = gr.Markdown("", elem_id="result", label="result")
 
     controls = [dataset, architecture, temperature, seed, speed, label, samples]
-    gen_evt = go.click(generate, [canvas, mask_canvas, *controls],
-                       [frame, chart, progress, result, entropy, run_state],
-                       api_name="generate", concurrency_id="sampler")
-    stop.click(None, cancels=[gen_evt]).then(
-        stopped, progress, progress, api_visibility="private")
+    go.click(generate, [canvas, mask_canvas, *controls],
+             [frame, chart, progress, result, entropy, run_state],
+             api_name="generate", concurrency_id="sampler")
+    # Stop ends the page's run at its next frame (runs.Stops); a closed page cancels it
+    stop.click(press_stop("generate"), None, None, queue=False, api_visibility="private",
+               show_progress="hidden")
     # The editors' own events skip the queue and show no spinner: they must follow a preset
     # or a stroke at once, and a failure is the app's message, never an "Error" badge in
     # place of an editor's picture (which then keeps its content).

@@ -16,10 +16,11 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
+import gradio as gr
 from gradio import processing_utils
 
 from demo import batcher
@@ -179,22 +180,25 @@ class Viewers:
 VIEWERS = Viewers()
 
 
-def follow(jobs: list[batcher.Job], runs: list[Run], rate: float) -> Iterator[int]:
+def follow(jobs: list[batcher.Job], runs: list[Run], rate: float,
+           stop: Callable[[], bool] = lambda: False) -> Iterator[int]:
     """Reveal the jobs' sampled sub-pixels into their runs at ``rate`` pixels per second (0:
     as soon as they are sampled), from the moment sampling starts. Yields the frame number
     whenever a frame is due (at ``VIEWERS.fps()``) and something changed; returns once every
-    job is sampled and scored, its runs finished. A batch's error is the app's message."""
+    job is sampled and scored, its runs finished, or as soon as ``stop()`` is true (its runs
+    then not finished). A batch's error is the app's message."""
     try:
-        yield from _follow(jobs, runs, rate)
+        yield from _follow(jobs, runs, rate, stop)
     except Exception as e:  # noqa: BLE001 - the user sees the app's message, not a traceback
         raise fail(f"sampling failed ({type(e).__name__}: {e}); please try again") from e
 
 
-def _follow(jobs: list[batcher.Job], runs: list[Run], rate: float) -> Iterator[int]:
+def _follow(jobs: list[batcher.Job], runs: list[Run], rate: float,
+            stop: Callable[[], bool]) -> Iterator[int]:
     C = runs[0].image.shape[0]
     shown = [0] * len(jobs)
     t0, last, frames = None, -math.inf, 0
-    while True:
+    while not stop():
         for job in jobs:
             job.check()
         if t0 is None and any(job.started() for job in jobs):
@@ -228,11 +232,49 @@ def _follow(jobs: list[batcher.Job], runs: list[Run], rate: float) -> Iterator[i
             time.sleep(timeout)                         # sampled: the animation paces
 
 
-def stopped(progress: str | None) -> str:
-    """The progress line after Stop."""
-    progress = progress or ""
-    return progress if "stopped" in progress or progress.startswith("Done") else \
-        f"⏹ Stopped. {progress}"
+class Stops:
+    """The Stop buttons: when each page's tab last asked its runs to stop. A run of that tab
+    started before then ends at its next frame as a generator that simply returns, so that
+    the page gets an ordinary last update: the frame as it stands and "Stopped". (Gradio's
+    own ``cancels=`` closes the generator between two of its steps and, racing that step, can
+    leave an "Error" badge on the outputs.) A run still in Gradio's queue when Stop is
+    pressed is not stopped; a closed page still cancels its runs through Gradio."""
+
+    KEEP_S = 3600.0                 # requests older than this are forgotten (bounded memory)
+
+    def __init__(self):
+        self._at: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def ask(self, session: str | None, tab: str) -> None:
+        """Stop pressed in ``tab`` of the page ``session`` (Gradio's session hash)."""
+        if session is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._at) > 10_000:
+                self._at = {k: t for k, t in self._at.items() if now - t < self.KEEP_S}
+            self._at[session, tab] = now
+
+    def asker(self, session: str | None, tab: str) -> Callable[[], bool]:
+        """For a run starting now: a function that says whether Stop has been pressed since."""
+        t0 = time.monotonic()
+        return lambda: self._at.get((session, tab), -math.inf) > t0 if session else False
+
+
+STOPS = Stops()
+
+
+def press_stop(tab: str) -> Callable[[gr.Request], None]:
+    """The handler of ``tab``'s Stop button (Gradio passes the page's request)."""
+    def press(request: gr.Request) -> None:
+        STOPS.ask(request.session_hash, tab)
+    return press
+
+
+def stopped_line(k: int, n: int, rest: str = "") -> str:
+    """The progress line of a run stopped after ``k`` of its ``n`` pixels."""
+    return f"⏹ Stopped at pixel {k} of {n}. {rest}".strip()
 
 
 def cache_images_atomically() -> None:

@@ -4,6 +4,7 @@ import math
 import socket
 import time
 from functools import lru_cache
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -603,10 +604,32 @@ def test_several_samples_of_one_input_as_a_grid(tiny_models):
             run_all(gen.generate(None, None, "mnist", "PixelCNN", 1.0, 0, "Max", "Any", bad))
 
 
-def test_stop_message():
-    assert runs.stopped("Pixel 3 of 784").startswith("⏹ Stopped. Pixel 3")
-    assert runs.stopped("Done. PixelCNN") == "Done. PixelCNN"
-    assert runs.stopped(None).startswith("⏹ Stopped")
+def test_stop_ends_the_pages_own_runs_with_an_ordinary_last_update(tiny_models):
+    """Stop ends the runs its page started before it, at their next frame: the stream's last
+    update is the frame as it stands and "Stopped" (no NLL); another page's run, and a run
+    started after Stop, go on to the end."""
+    canvas, mask = inputs.first_example("mnist")
+    page, other = SimpleNamespace(session_hash="page"), SimpleNamespace(session_hash="other")
+    args = (canvas, mask, "mnist", "PixelCNN", 1.0, 0, "Slow", "Any", 1)
+    mine, theirs = gen.generate(*args, request=page), gen.generate(*args, request=other)
+    next(mine), next(theirs)
+    runs.press_stop("generate")(page)
+    runs.press_stop("compare")(other)                    # another tab's Stop: not this run
+    last = run_all(mine)[-1]
+    frame, _, progress, result, entropy, run = last
+    assert progress.startswith("⏹ Stopped at pixel ") and result == "" and entropy is None
+    assert run.stopped and not run.finished and is_frame(frame, 28, 28)
+    assert not run.done[:, -1, -1].any()                # Slow: far from the last pixel
+    later = gen.generate(*args[:6], "Max", "Any", 1, request=page)
+    assert run_all(later)[-1][2].startswith("Done")
+    next(theirs)
+    theirs.close()
+    table = run_all(cmp.compare(canvas, mask, "mnist", 1.0, 0, "Max", "Any", page))[-1][1]
+    assert "NLL" in table                                # started after the Stop
+    stream = cmp.compare(canvas, mask, "mnist", 1.0, 0, "Slow", "Any", page)
+    next(stream)
+    runs.press_stop("compare")(page)
+    assert run_all(stream)[-1][1].startswith("⏹ Stopped at pixel ")
 
 
 # ----------------------------------------------------------------------------- levels
