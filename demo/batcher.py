@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import pixelnet
-from pixelnet.sampling import MAX_SAMPLES, draw_noise
+from pixelnet.sampling import MAX_SAMPLES, draw_noise, drawn_from
 
 MAX_BATCH = min(int(os.environ.get("PIXELNET_MAX_BATCH", "32")), MAX_SAMPLES)
 """The most runs stepped together."""
@@ -56,14 +56,16 @@ class Job:
 
     ``known`` ``(C, H, W)`` int levels, ``gen`` ``(H, W)`` or ``(C, H, W)`` bool (True =
     generate), ``temperature`` >= 0, ``seed`` in ``[0, 2**63)`` (``ValueError`` otherwise,
-    from ``draw_noise``), ``y`` a class index or None. ``order`` ``(total, 3)`` lists the
+    from ``draw_noise``), ``y`` a class index or None, ``guidance`` how strongly the class
+    is followed (``pixelnet.sample``'s). ``order`` ``(total, 3)`` lists the
     run's own sub-pixels ``(i, j, c)`` in generation order.
     """
 
     def __init__(self, model: torch.nn.Module, known: np.ndarray, gen: np.ndarray,
-                 temperature: float, seed: int, y: int | None = None):
+                 temperature: float, seed: int, y: int | None = None, guidance: float = 1.0):
         C = model.cfg.channels
         self.model, self.temperature, self.seed, self.y = model, float(temperature), seed, y
+        self.guidance = float(guidance)
         self.known = np.asarray(known, np.int64)
         self.gen = np.broadcast_to(np.asarray(gen, bool), self.known.shape).copy()
         self.noise = draw_noise(model, 1, seed)[0]                           # (C, H, W)
@@ -162,6 +164,7 @@ class Batch:
         # (B,) class per run, -1: none; None: no run has one (sampled and scored with it)
         self.y = (torch.tensor([-1 if j.y is None else j.y for j in jobs])
                   if any(j.y is not None for j in jobs) else None)
+        self.guidance = torch.tensor([j.guidance for j in jobs], dtype=torch.float64)  # (B,)
         self.started = self.sampled = time.perf_counter()
 
     def run(self) -> None:
@@ -172,7 +175,7 @@ class Batch:
             stream = pixelnet.sample_stream(
                 self.model, len(jobs), torch.from_numpy(self.image.copy()), torch.from_numpy(gen),
                 torch.tensor([j.temperature for j in jobs], dtype=torch.float64), y=y,
-                noise=torch.stack([j.noise for j in jobs]))
+                noise=torch.stack([j.noise for j in jobs]), guidance=self.guidance)
             last = time.perf_counter()
             for ev in stream:
                 i, j, c = ev.i, ev.j, ev.c
@@ -201,8 +204,10 @@ class Batch:
             self.cond.notify_all()
 
     def score(self, gen: np.ndarray) -> None:
-        """NLL of every image, the distributions of its kept sub-pixels (at its temperature)
-        and its entropy map, from one forward pass per ``SCORE_CHUNK`` images."""
+        """NLL of every image (under the model, given its class), the distributions of its
+        kept sub-pixels (those it would have been drawn from: at its temperature and guidance)
+        and its entropy map, from one forward pass per ``SCORE_CHUNK`` images (two more where
+        a run is guided)."""
         for s in range(0, len(self.jobs), SCORE_CHUNK):
             rows = slice(s, s + SCORE_CHUNK)
             x = torch.from_numpy(self.image[rows])
@@ -210,6 +215,8 @@ class Batch:
                 y = None if self.y is None else self.y[rows]      # scored given its class
                 logits = self.model(x, y=y).float()                        # (b, L, C, H, W)
                 self.nll[rows] = F.cross_entropy(logits, x, reduction="none").flatten(1).sum(1)
+                if y is not None and (self.guidance[rows] != 1).any():
+                    logits = drawn_from(self.model, x, y, self.guidance[rows]).float()
                 t = torch.tensor([j.temperature for j in self.jobs[rows]])
                 p = tempered(logits, t).movedim(1, -1).numpy()             # (b, C, H, W, L)
             kept = ~gen[rows]

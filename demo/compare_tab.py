@@ -19,7 +19,7 @@ from demo import imaging as im
 from demo.components import raw
 from demo.generate_tab import FRAME_H, GenerateTab
 from demo.inputs import (ANY, DEFAULTS, fail, label_choices, label_control, load_model,
-                         model_levels, parse_label, shape, start_inputs)
+                         model_levels, parse_guidance, parse_label, shape, start_inputs)
 from demo.registry import (ARCH_NAMES, architectures, class_names, coarse, of_levels, title,
                            training)
 from demo.runs import STOPS, VIEWERS, Run, follow, press_stop, stopped_line
@@ -34,32 +34,32 @@ COMPARE_PLACEHOLDER = ("*Nothing compared yet.* Press **Compare all architecture
 def compare(canvas: dict | None = None, mask: dict | None = None,
             dataset: str = DEFAULTS["dataset"], temperature: float = DEFAULTS["temperature"],
             seed: float = DEFAULTS["seed"], speed: str = DEFAULTS["speed"],
-            label: str = DEFAULTS["label"], request: gr.Request | None = None
-            ) -> Iterator[tuple]:
+            label: str = DEFAULTS["label"], guidance: float = DEFAULTS["guidance"],
+            request: gr.Request | None = None) -> Iterator[tuple]:
     """The same canvas, mask and seed through every architecture, side by side (the API's
     ``/compare``): yields ``(frame, table)``, the frames in one image with their names above;
     the table ends with each model's NLL and sampling time (that of the batch its run was
     sampled in, with other users' runs of the same model)."""
     for archs, frames, table in compare_stream(canvas, mask, dataset, temperature, seed, speed,
-                                               label, request):
+                                               label, guidance, request):
         yield im.side_by_side(frames, [ARCH_NAMES[a] for a in archs]), table
 
 
 def compare_panels(canvas: dict | None = None, mask: dict | None = None,
                    dataset: str = DEFAULTS["dataset"], temperature: float = DEFAULTS["temperature"],
                    seed: float = DEFAULTS["seed"], speed: str = DEFAULTS["speed"],
-                   label: str = DEFAULTS["label"], request: gr.Request | None = None
-                   ) -> Iterator[tuple]:
+                   label: str = DEFAULTS["label"], guidance: float = DEFAULTS["guidance"],
+                   request: gr.Request | None = None) -> Iterator[tuple]:
     """Compare in the UI: one image per architecture of ``pixelnet.ARCHITECTURES`` (its name
     is the component's label; those not offered for the dataset hidden), then the table."""
     for archs, frames, table in compare_stream(canvas, mask, dataset, temperature, seed, speed,
-                                               label, request):
+                                               label, guidance, request):
         shown = dict(zip(archs, frames))
         yield (*(gr.update(value=shown[a], visible=True) if a in shown else
                  gr.update(visible=False) for a in pixelnet.ARCHITECTURES), table)
 
 
-def compare_stream(canvas, mask, dataset, temperature, seed, speed, label,
+def compare_stream(canvas, mask, dataset, temperature, seed, speed, label, guidance=1.0,
                    request: gr.Request | None = None
                    ) -> Iterator[tuple[list[str], list[np.ndarray], str]]:
     """Run every architecture of ``dataset`` on the same input: yields ``(architecture keys,
@@ -70,13 +70,15 @@ def compare_stream(canvas, mask, dataset, temperature, seed, speed, label,
     archs = architectures(ds)
     ds, _, temperature, seed, rate, known, gen = start_inputs(
         canvas, mask, ds, archs[0], temperature, seed, speed)
+    guidance = parse_guidance(guidance)
     models = {a: load_model(ds, a) for a in archs}
     ys = compare_labels(label, [models[a] for a in archs])
     C = known.shape[0]
     # each model sees the canvas at its own levels (a coarse colour model: quantized)
     seen = {a: model_levels(known, ds, models[a].cfg.levels) for a in archs}
-    runs = [Run.start(ds, a, seen[a], gen, temperature, models[a].cfg.levels) for a in archs]
-    jobs = [batcher.Job(models[a], seen[a], gen, temperature, seed, y)
+    runs = [Run.start(ds, a, seen[a], gen, temperature, models[a].cfg.levels, y, guidance)
+            for a, y in zip(archs, ys)]
+    jobs = [batcher.Job(models[a], seen[a], gen, temperature, seed, y, guidance)
             for a, y in zip(archs, ys)]
     batcher.submit(jobs)
     asked = STOPS.asker(request and request.session_hash, "compare")
@@ -154,7 +156,7 @@ def build_compare_tab(demo: gr.Blocks, g: GenerateTab) -> None:
                            label="side by side")      # the API's /compare output
 
     compare_inputs = [g.canvas, g.mask_canvas, g.dataset, g.temperature, g.seed, g.speed,
-                      compare_label]
+                      compare_label, g.guidance]
     compare_btn.click(compare_panels, compare_inputs, [*compare_imgs, compare_table],
                       api_visibility="private", concurrency_id="sampler")
     # /compare for API clients, its outputs as before: (side by side, table)

@@ -19,10 +19,11 @@ from demo import batcher
 from demo import imaging as im
 from demo import registry
 from demo.components import image_input, raw
-from demo.inputs import (ANY, DEFAULTS, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS,
+from demo.inputs import (ANY, DEFAULTS, MAX_GUIDANCE, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS,
                          fail, first_example, label_control, load_model, model_levels,
-                         parse_index, parse_label, parse_samples, parse_temperature, preset_sent,
-                         preview, shape, start_inputs, sync_drawn, upload)
+                         parse_guidance, parse_index, parse_label, parse_samples,
+                         parse_temperature, preset_sent, preview, shape, start_inputs,
+                         sync_drawn, upload)
 from demo.registry import (ARCH_NAMES, DATASET_INFO, DATASETS, architectures, dataset_key, describe,
                            of_levels)
 from demo.runs import STOPS, VIEWERS, Run, follow, press_stop, stopped_line
@@ -35,35 +36,40 @@ the sample, the chart and Generate fit the first screen, before and during a run
 that nothing moves when a run starts or the chart changes."""
 
 
+GUIDANCE_LABEL = ("Class strength, with a class (1: the model as trained; 2: classifier-free "
+                  "guidance, more typical of the class, less varied, sampled twice as slowly)")
+
+
 # ----------------------------------------------------------------------------- handlers
 
 def generate(canvas: dict | None = None, mask: dict | None = None,
              dataset: str = DEFAULTS["dataset"], architecture: str = DEFAULTS["architecture"],
              temperature: float = DEFAULTS["temperature"], seed: float = DEFAULTS["seed"],
              speed: str = DEFAULTS["speed"], label: str = DEFAULTS["label"],
-             samples: int = DEFAULTS["samples"], request: gr.Request | None = None
-             ) -> Iterator[tuple]:
+             samples: int = DEFAULTS["samples"], guidance: float = DEFAULTS["guidance"],
+             request: gr.Request | None = None) -> Iterator[tuple]:
     """Stream a generation: yields ``(frame, softmax chart, progress, result, entropy map,
     run)`` as the raster scan moves; the last one holds the sample, its NLL and the map, or,
     after the page's Stop (``request``: its session), the frame as it stands.
     ``label``: "Any" or one of a class-conditional model's class names. ``samples`` (1, 4
     or 9): completions of the same input, seeds ``seed, seed + 1, ...``, sampled as one
     batch and shown as a grid (the frame, the entropy map); ``run`` is then the list of
-    runs, and the chart and progress follow the first."""
+    runs, and the chart and progress follow the first. ``guidance``: how strongly a class is
+    followed (``pixelnet.sample``'s; 1 = the model as trained)."""
     ds, arch, temperature, seed, rate, known, gen = start_inputs(
         canvas, mask, dataset, architecture, temperature, seed, speed)
-    count = parse_samples(samples)
+    count, guidance = parse_samples(samples), parse_guidance(guidance)
     model = load_model(ds, arch)
     y = parse_label(label, model)
     C, L = known.shape[0], model.cfg.levels
     known = model_levels(known, ds, L)          # the canvas as this model sees it
-    runs = [Run.start(ds, arch, known, gen, temperature, L, y) for _ in range(count)]
+    runs = [Run.start(ds, arch, known, gen, temperature, L, y, guidance) for _ in range(count)]
     run, state = runs[0], (runs[0] if count == 1 else runs)
     status = describe(model)
     if not gen.any():
         gr.Warning("Nothing to generate: paint the mask canvas where pixels should be "
                    "generated (or pick a preset).")
-    jobs = [batcher.Job(model, known, gen, temperature, (seed + k) % MAX_SEED, y)
+    jobs = [batcher.Job(model, known, gen, temperature, (seed + k) % MAX_SEED, y, guidance)
             for k in range(count)]
     job = jobs[0]
     batcher.submit(jobs)
@@ -106,7 +112,8 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
     result = (f"{many}**NLL of this sample: {nats:.2f} nats** "
               f"({pixelnet.bits_per_dim(nats, known.size):.3f} bits/dim{of_levels(model, ds)}) "
               f"under {ARCH_NAMES[arch]}"
-              f"{'' if y is None else f' given class {label}'}; "
+              f"{'' if y is None else f' given class {label}'}"
+              f"{'' if y is None or guidance == 1 else f' (drawn at class strength {guidance:g})'}; "
               f"{int(gen.sum())} of {gen.size} pixels generated in {seconds:.1f} s. "
               f"Uncertainty map (where the model was unsure): entropy per pixel, 0 bits "
               f"(black: sure) to {max(float(r.entropy.max()) for r in runs):.2f} bits (yellow). "
@@ -304,6 +311,7 @@ class GenerateTab:
     temperature: gr.Slider
     seed: gr.Number
     speed: gr.Radio
+    guidance: gr.Slider
     dataset_changed: gr.events.Dependency
 
 
@@ -392,6 +400,8 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                                         elem_id="label", interactive=False))
             temp_note = gr.Markdown(temperature_note(DEFAULTS["temperature"]),
                                     elem_id="temperature-note")
+            guidance = raw(gr.Slider(0, MAX_GUIDANCE, DEFAULTS["guidance"], step=0.5,
+                                     label=GUIDANCE_LABEL, elem_id="guidance"))
             speed = raw(gr.Radio(list(SPEEDS), value=DEFAULTS["speed"],
                                  label="Animation speed (Slow 20, Medium 80, Fast 300 "
                                        "pixels/s; Max: as fast as it samples)"))
@@ -407,7 +417,7 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
         gr.Markdown(ENTROPY_NOTE, elem_id="entropy-note")
     result = gr.Markdown("", elem_id="result", label="result")
 
-    controls = [dataset, architecture, temperature, seed, speed, label, samples]
+    controls = [dataset, architecture, temperature, seed, speed, label, samples, guidance]
     go.click(generate, [canvas, mask_canvas, *controls],
              [frame, chart, progress, result, entropy, run_state],
              api_name="generate", concurrency_id="sampler")
@@ -457,5 +467,5 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                    inspect_sample, **at_once)
     demo.load(model_status, [dataset, architecture], status, api_visibility="private")
     demo.load(**labelled)
-    return GenerateTab(canvas, mask_canvas, dataset, temperature, seed, speed, ds_evt)
+    return GenerateTab(canvas, mask_canvas, dataset, temperature, seed, speed, guidance, ds_evt)
 

@@ -26,6 +26,7 @@ from pixelnet.sampling import completion_inputs
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 MAX_TEMPERATURE = 2.0               # the sliders' range and the check's
+MAX_GUIDANCE = 5.0                  # the class strength slider's range and the check's
 SPEEDS: dict[str, float] = {"Slow": 20, "Medium": 80, "Fast": 300, "Max": 0}
 """Animation speed -> pixels per second (0: as fast as the sampler goes)."""
 
@@ -35,7 +36,7 @@ PRESETS = {"Blank": "blank", "Seed pixel": "single_pixel", "Keep top half": "top
 ANY = "Any"
 """The class control's "no class" choice (an unconditional sample)."""
 DEFAULTS = dict(dataset="MNIST digits", architecture=ARCH_NAMES[pixelnet.ARCHITECTURES[0]],
-                temperature=1.0, seed=0, speed="Fast", label=ANY, samples=1)
+                temperature=1.0, seed=0, speed="Fast", label=ANY, samples=1, guidance=2.0)
 SAMPLES = (1, 4, 9)
 """How many completions of the same input one run may draw (a 1x1, 2x2 or 3x3 grid)."""
 
@@ -70,16 +71,27 @@ def parse_seed(seed) -> int:
 def parse_temperature(temperature) -> float:
     """A temperature from the control: a number from 0 to ``MAX_TEMPERATURE`` (the slider's
     range; 0 = the most likely value)."""
+    return parse_slider(temperature, "temperature", MAX_TEMPERATURE, "0 = the most likely value")
+
+
+def parse_guidance(guidance) -> float:
+    """A class strength (``pixelnet.sample``'s guidance) from the control: a number from 0 to
+    ``MAX_GUIDANCE`` (the slider's range)."""
+    return parse_slider(guidance, "class strength", MAX_GUIDANCE,
+                        "1 = the model as trained, 0 = ignore the class")
+
+
+def parse_slider(value, what: str, high: float, meaning: str) -> float:
+    """A number from 0 to ``high`` from a slider; ``what`` names it in the message and
+    ``meaning`` says what its values mean."""
     try:
-        if isinstance(temperature, bool):
+        if isinstance(value, bool):
             raise ValueError
-        t = float(temperature)
+        t = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise fail(f"temperature must be a number from 0 to {MAX_TEMPERATURE:g}; got "
-                   f"{temperature!r}") from None
-    if not 0 <= t <= MAX_TEMPERATURE:                  # NaN fails this too
-        raise fail(f"temperature must be between 0 and {MAX_TEMPERATURE:g} (0 = the most "
-                   f"likely value); got {t:g}")
+        raise fail(f"{what} must be a number from 0 to {high:g}; got {value!r}") from None
+    if not 0 <= t <= high:                             # NaN fails this too
+        raise fail(f"{what} must be between 0 and {high:g} ({meaning}); got {t:g}")
     return t
 
 

@@ -28,6 +28,7 @@ from demo import imaging as im
 from demo.inputs import fail
 from pixelnet.data import dequantize
 from pixelnet.explain import generation_rank
+from pixelnet.sampling import drawn_from
 
 
 MAX_FPS = 15                        # frames per second to one viewer, at most
@@ -63,15 +64,17 @@ class Run:
     entropy: np.ndarray | None = None           # (H, W) bits, once finished
     last: tuple[int, int, int] | None = None   # (i, j, c) revealed last
     y: int | None = None                        # the class it is drawn for (None: any)
+    guidance: float = 1.0                       # how strongly (pixelnet.sample's guidance)
     stopped: bool = False                       # Stop or a closed page before it finished
 
     @classmethod
     def start(cls, ds: str, arch: str, x: np.ndarray, mask: np.ndarray, temperature: float,
-              levels: int, y: int | None = None) -> "Run":
+              levels: int, y: int | None = None, guidance: float = 1.0) -> "Run":
         C, H, W = x.shape
         gen = np.broadcast_to(mask, (C, H, W)).copy()
         return cls(ds, arch, levels, temperature, x.copy(), gen, np.zeros_like(gen),
-                   np.zeros((C, H, W, levels), np.float32), np.zeros_like(gen), y=y)
+                   np.zeros((C, H, W, levels), np.float32), np.zeros_like(gen), y=y,
+                   guidance=guidance)
 
     def reveal(self, job: batcher.Job, start: int, stop: int) -> None:
         """Copy the job's own sub-pixels ``start:stop`` (sampled already) into the run."""
@@ -85,8 +88,9 @@ class Run:
     def complete_kept(self, model: torch.nn.Module, i: int, j: int) -> None:
         """Fill in the distributions of pixel ``(i, j)``'s kept sub-pixels not known yet that
         can be known: those whose every earlier sub-pixel (in ``model``'s generation order)
-        has its value, during the run or after Stop. One forward pass of the image so far, at
-        the run's temperature and class (a finished run knows them all already)."""
+        has its value, during the run or after Stop. One forward pass of the image so far (two
+        when guided), at the run's temperature, class and guidance (a finished run knows them
+        all already)."""
         todo = ~self.generated[:, i, j] & ~self.have[:, i, j]
         if not todo.any():
             return
@@ -98,7 +102,8 @@ class Run:
         x = torch.from_numpy(self.image.copy())[None]
         y = None if self.y is None else torch.tensor([self.y])
         with torch.no_grad():
-            p = batcher.tempered(model(x, y).float(), torch.tensor([self.temperature]))
+            p = batcher.tempered(drawn_from(model, x, y, self.guidance).float(),
+                                 torch.tensor([self.temperature]))
         p = p[0].movedim(0, -1).numpy()                               # (C, H, W, levels)
         for c in np.nonzero(ready)[0]:
             self.probs[c, i, j], self.have[c, i, j] = p[c, i, j], True

@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import Model
+from .base import NO_CLASS, Model
 from .layers import scale_input
 
 METHODS = ("fast", "naive")
@@ -143,23 +143,72 @@ def draw_noise(model: Model, n: int, seed: int | None = None) -> torch.Tensor:
     return torch.rand(n, cfg.channels, cfg.height, cfg.width, generator=g)
 
 
+def per_image(value: float | Sequence[float] | torch.Tensor, n: int, name: str, meaning: str,
+              most: float = float("inf")) -> torch.Tensor:
+    """One number per image, ``(n, 1)`` float64, from one number or ``n`` of them;
+    ValueError (naming ``name`` and saying what 0 means, ``meaning``) unless each is finite
+    and in ``[0, most]``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        t = torch.full((n,), float(value), dtype=torch.float64)
+    else:
+        try:
+            t = torch.as_tensor(value, dtype=torch.float64).flatten()
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{name} must be a number >= 0 or one per image, got "
+                             f"{value!r}") from None
+        if t.numel() != n:
+            raise ValueError(f"give one {name} or one per image ({n}), got {t.numel()}")
+    if not torch.isfinite(t).all() or (t < 0).any() or (t > most).any():
+        within = ">= 0" if most == float("inf") else f"in [0, {most:g}]"
+        raise ValueError(f"{name} must be a finite number {within} ({meaning}), got {value!r}")
+    return t[:, None]
+
+
 def temperatures(temperature: float | Sequence[float] | torch.Tensor, n: int) -> torch.Tensor:
     """One temperature per image, ``(n, 1)`` float64; ValueError unless each is a finite
     number >= 0 (0 = the most likely value)."""
-    if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
-        t = torch.full((n,), float(temperature), dtype=torch.float64)
-    else:
-        try:
-            t = torch.as_tensor(temperature, dtype=torch.float64).flatten()
-        except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"temperature must be a number >= 0 or one per image, got "
-                             f"{temperature!r}") from None
-        if t.numel() != n:
-            raise ValueError(f"give one temperature or one per image ({n}), got {t.numel()}")
-    if not torch.isfinite(t).all() or (t < 0).any():
-        raise ValueError(f"temperature must be a finite number >= 0 (0 = the most likely "
-                         f"value), got {temperature!r}")
-    return t[:, None]
+    return per_image(temperature, n, "temperature", "0 = the most likely value")
+
+
+MAX_GUIDANCE = 10.0
+
+
+def guidances(guidance: float | Sequence[float] | torch.Tensor, n: int) -> torch.Tensor:
+    """One guidance scale per image, ``(n, 1)`` float64, in ``[0, MAX_GUIDANCE]``."""
+    return per_image(guidance, n, "guidance", "0 = no class, 1 = the class as trained",
+                     MAX_GUIDANCE)
+
+
+def is_guided(model: Model, labels: torch.Tensor | None, scales: torch.Tensor) -> bool:
+    """Whether some image has a class (``labels`` from ``model.labels``) and a scale other
+    than 1: only then does guidance change anything."""
+    return labels is not None and bool(
+        ((scales[:, 0] != 1) & (labels != model.cfg.classes).cpu()).any())
+
+
+def guided(logits: torch.Tensor, n: int, scale: torch.Tensor) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans, 2022) of a doubled batch's logits ``(2n, L,
+    ...)``: the first ``n`` rows given each image's class, the last ``n`` given "no class".
+    Returns ``(n, L, ...)`` log-probabilities ``log p(v) + s (log p(v | y) - log p(v))`` up to
+    a constant, for scales ``s`` ``(n, 1, ...)``: ``s = 1`` is the conditional model itself,
+    ``s = 0`` the unconditional one, ``s > 1`` leans further toward what sets the class apart."""
+    cond, free = torch.log_softmax(logits, 1).split(n)
+    return free + scale * (cond - free)
+
+
+def drawn_from(model: Model, x: torch.Tensor, y: torch.Tensor | int | None = None,
+               guidance: float | Sequence[float] | torch.Tensor = 1.0) -> torch.Tensor:
+    """The logits ``(B, L, C, H, W)`` every sub-pixel of the images ``x`` is drawn from,
+    before temperature, given the sub-pixels before it: the model's own (``model(x, y)``),
+    or, for guided images, :func:`guided` log-probabilities. One forward pass, two if any
+    image is guided (arguments as :func:`sample`)."""
+    n = x.shape[0]
+    labels, scales = model.labels(y, n), guidances(guidance, n)
+    if not is_guided(model, labels, scales):
+        return model(x, y)
+    y = torch.where(labels == model.cfg.classes, NO_CLASS, labels)             # (n,)
+    both = model(torch.cat([x, x]), torch.cat([y, torch.full_like(y, NO_CLASS)]))
+    return guided(both.double(), n, scales.to(both.device).view(n, 1, 1, 1, 1)).to(both.dtype)
 
 
 # ----------------------------------------------------------------------------- engines
@@ -185,31 +234,45 @@ def make_engine(model: Model, x: torch.Tensor, method: str, y: torch.Tensor | No
 
 # ----------------------------------------------------------------------------- the loop
 
-def _check(model: Model, n: int, known, mask, temperature, seed, method, y, noise):
-    """Validate every argument before any work: ``(x, gen, temps, labels, noise)``."""
+def _check(model: Model, n: int, known, mask, temperature, seed, method, y, noise,
+           guidance=1.0):
+    """Validate every argument before any work: ``(x, gen, temps, labels, noise, scales)``;
+    ``scales`` is None unless some image is guided (a class and a scale other than 1)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     x, gen = prepare(model, n, known, mask)
     temps = temperatures(temperature, n)
     labels = model.labels(y, n)
+    scales = guidances(guidance, n)
+    if not is_guided(model, labels, scales):
+        scales = None                     # nothing to guide: no doubled batch
     if noise is None:
         noise = draw_noise(model, n, seed)
     elif (not isinstance(noise, torch.Tensor) or noise.shape != x.shape
           or not noise.is_floating_point()):
         raise ValueError(f"noise must be a float tensor of shape {tuple(x.shape)} (uniforms "
                          "in [0, 1))")
-    return x, gen, temps, labels, noise
+    return x, gen, temps, labels, noise, scales
 
 
 def _run(model: Model, x: torch.Tensor, gen: torch.Tensor, temps: torch.Tensor,
-         labels: torch.Tensor | None, noise: torch.Tensor, method: str) -> Iterator[SampleEvent]:
-    """The loop, on validated inputs; writes the values into ``x`` as it goes."""
+         labels: torch.Tensor | None, noise: torch.Tensor, scales: torch.Tensor | None,
+         method: str) -> Iterator[SampleEvent]:
+    """The loop, on validated inputs; writes the values into ``x`` as it goes. With guidance
+    ``scales`` ``(n, 1)`` the engine runs a doubled batch, ``[x given y, x given no class]``,
+    whose two halves get the same values: ``x`` is a view of its first half."""
     device = model.device
-    x = x.to(device)
+    n = x.shape[0]
+    live = x.to(device)
+    if scales is not None:
+        live = live.repeat(2, 1, 1, 1)
+        labels = torch.cat([labels, torch.full_like(labels, model.cfg.classes)])
+        scales = scales.to(device)
+    x = live[:n]
     # Grad mode is per thread and a generator may be resumed in another thread (as web
     # servers do), so no_grad is entered around each step, never held across a yield.
     with torch.no_grad():
-        engine = make_engine(model, x, method, labels)
+        engine = make_engine(model, live, method, labels)
     todo = [(i, j, c) for (i, j) in model.generation_order()
             for c in range(model.cfg.channels) if gen[:, c, i, j].any()]
     every = [bool(gen[:, c, i, j].all()) for (i, j, c) in todo]     # generated in every image
@@ -220,7 +283,9 @@ def _run(model: Model, x: torch.Tensor, gen: torch.Tensor, temps: torch.Tensor,
     scale = torch.where(temps == 0, 1.0, temps)
     for step, (i, j, c) in enumerate(todo):
         with torch.no_grad():
-            logits = engine.logits(i, j, c).double()                    # (n, levels)
+            logits = engine.logits(i, j, c).double()           # (n or 2n, levels)
+            if scales is not None:
+                logits = guided(logits, n, scales)
             probs = torch.softmax(logits / scale, 1)
             if any_greedy:
                 top = F.one_hot(logits.argmax(1), logits.shape[1]).double()
@@ -231,7 +296,7 @@ def _run(model: Model, x: torch.Tensor, gen: torch.Tensor, temps: torch.Tensor,
             v = v.clamp_(max=probs.shape[1] - 1)
             if not every[step]:
                 v = torch.where(gen[:, c, i, j], v, x[:, c, i, j])
-            x[:, c, i, j] = v
+            live[:, c, i, j] = v if scales is None else v.repeat(2)
             event = SampleEvent(step, len(todo), i, j, c, probs.float(), v, x.clone())
         yield event
 
@@ -240,7 +305,8 @@ def sample_stream(model: Model, n: int = 1, known: torch.Tensor | None = None,
                   mask: torch.Tensor | None = None,
                   temperature: float | Sequence[float] | torch.Tensor = 1.0,
                   seed: int | None = None, method: str = "fast",
-                  y: torch.Tensor | int | None = None, noise: torch.Tensor | None = None
+                  y: torch.Tensor | int | None = None, noise: torch.Tensor | None = None,
+                  guidance: float | Sequence[float] | torch.Tensor = 1.0
                   ) -> Iterator[SampleEvent]:
     """Generate ``n`` images sub-pixel by sub-pixel, yielding a :class:`SampleEvent` for
     every generated sub-pixel in generation order (raster; R, G, B within a pixel).
@@ -254,11 +320,15 @@ def sample_stream(model: Model, n: int = 1, known: torch.Tensor | None = None,
       directly instead (to batch several runs, each with its own seed).
     - ``y``: class labels for a class-conditional model: None (no class), an int, or a
       LongTensor ``(n,)`` (``-1`` = no class for that image).
+    - ``guidance``: how strongly a class is followed (classifier-free guidance, :func:`guided`;
+      one number or one per image, in ``[0, MAX_GUIDANCE]``): 1, the default, samples the
+      model as trained; above 1 costs a second pass per step (one batch of ``2n``) and
+      gives images more typical of their class, less varied. Images without a class ignore it.
     - ``n`` is at most :data:`MAX_SAMPLES`.
 
     Every argument is checked before the first event.
     """
-    args = _check(model, n, known, mask, temperature, seed, method, y, noise)
+    args = _check(model, n, known, mask, temperature, seed, method, y, noise, guidance)
     return _run(model, *args, method)
 
 
@@ -266,10 +336,11 @@ def sample(model: Model, n: int = 1, known: torch.Tensor | None = None,
            mask: torch.Tensor | None = None,
            temperature: float | Sequence[float] | torch.Tensor = 1.0, seed: int | None = None,
            method: str = "fast", y: torch.Tensor | int | None = None,
-           noise: torch.Tensor | None = None) -> torch.Tensor:
+           noise: torch.Tensor | None = None,
+           guidance: float | Sequence[float] | torch.Tensor = 1.0) -> torch.Tensor:
     """Generate ``n`` images ``(n, C, H, W)``; arguments as :func:`sample_stream`."""
-    x, gen, temps, labels, noise = _check(model, n, known, mask, temperature, seed, method, y,
-                                          noise)
-    for ev in _run(model, x, gen, temps, labels, noise, method):
+    args = _check(model, n, known, mask, temperature, seed, method, y, noise, guidance)
+    x = args[0]
+    for ev in _run(model, *args, method):
         x = ev.image
     return x.cpu()

@@ -509,22 +509,26 @@ def test_label_reaches_the_sampler(class_checkpoints):
     canvas, mask = inputs.apply_preset("Blank", "mnist")
     model = registry.get_model("mnist", "pixelcnn")
 
-    def sample(label):
+    def sample(label, guidance=inputs.DEFAULTS["guidance"]):
         return run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 4, "Max",
-                                    label))[-1][-1]
+                                    label, 1, guidance))[-1][-1]
 
-    def alone(y):
-        job = batcher.Job(model, inputs.blank("mnist"), np.ones((28, 28), bool), 1.0, 4, y)
+    def alone(y, guidance=1.0):
+        job = batcher.Job(model, inputs.blank("mnist"), np.ones((28, 28), bool), 1.0, 4, y,
+                          guidance)
         batcher.submit(job)
         return job.result(timeout=60)["image"]
 
     three, seven, any_ = sample("3"), sample("7"), sample("Any")
     assert (three.image != seven.image).any()             # same seed, another class
-    assert (three.image == alone(3)).all() and (seven.image == alone(7)).all()
+    assert (three.image == alone(3, 2.0)).all() and (seven.image == alone(7, 2.0)).all()
     assert (any_.image == alone(None)).all()              # "Any" is y=None
     assert (sample(None).image == any_.image).all()
+    assert (sample("3", 1.0).image == alone(3)).all()     # strength 1: the model as trained
+    assert (sample("3", 0.0).image == any_.image).all()   # strength 0: the class ignored
+    assert (sample("Any", 4.0).image == any_.image).all() # no class: nothing to guide
     done = run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 4, "Max", "3"))[-1]
-    assert "given class 3" in done[3]
+    assert "given class 3" in done[3] and "class strength 2" in done[3]
 
 
 def test_bad_label_is_the_apps_message(class_checkpoints):
@@ -534,6 +538,11 @@ def test_bad_label_is_the_apps_message(class_checkpoints):
         run_all(gen.generate(None, None, "mnist", "Row LSTM", 1.0, 0, "Max", "3"))
     with pytest.raises(gr.Error, match="unknown label 'cat'"):
         run_all(cmp.compare(None, None, "mnist", 1.0, 0, "Max", "cat"))
+    for bad in (-1, 5.5, float("nan"), "strong", True):
+        with pytest.raises(gr.Error, match="class strength must be"):
+            run_all(gen.generate(None, None, "mnist", "PixelCNN", 1.0, 0, "Max", "3", 1, bad))
+        with pytest.raises(gr.Error, match="class strength must be"):
+            run_all(cmp.compare(None, None, "mnist", 1.0, 0, "Max", "3", bad))
 
 
 def test_class_control_follows_the_model(class_checkpoints):
@@ -624,9 +633,9 @@ def test_stop_ends_the_pages_own_runs_with_an_ordinary_last_update(tiny_models):
     assert run_all(later)[-1][2].startswith("Done")
     next(theirs)
     theirs.close()
-    table = run_all(cmp.compare(canvas, mask, "mnist", 1.0, 0, "Max", "Any", page))[-1][1]
+    table = run_all(cmp.compare(canvas, mask, "mnist", 1.0, 0, "Max", "Any", request=page))[-1][1]
     assert "NLL" in table                                # started after the Stop
-    stream = cmp.compare(canvas, mask, "mnist", 1.0, 0, "Slow", "Any", page)
+    stream = cmp.compare(canvas, mask, "mnist", 1.0, 0, "Slow", "Any", request=page)
     next(stream)
     runs.press_stop("compare")(page)
     assert run_all(stream)[-1][1].startswith("⏹ Stopped at pixel ")
@@ -841,6 +850,7 @@ def test_client_bad_images_and_controls_get_the_apps_messages(served, huge_png, 
     for name, value, message in [("temperature", float("nan"), "between 0 and 2"),
                                  ("temperature", float("-inf"), "between 0 and 2"),
                                  ("seed", float("nan"), "whole number"),
+                                 ("guidance", float("nan"), "class strength"),
                                  ("seed", float("inf"), "whole number")]:
         event, data = raw_call(served, "generate", list({**defaults, name: value}.values()))
         assert event == "error" and message in str(data), (name, value, event, data)

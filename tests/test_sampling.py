@@ -205,3 +205,68 @@ def test_batched_runs_equal_runs_alone(arch):
     assert torch.equal(batch, torch.cat(alone))
     # and the first image of a seed is the same whatever n is
     assert torch.equal(pixelnet.sample(m, 3, seed=7)[:1], pixelnet.sample(m, 1, seed=7))
+
+
+def labelled(arch, data, classes=3):
+    """A tiny class-conditional model whose class vectors matter (they start at zero)."""
+    m = tiny_model(arch, height=6, width=6, classes=classes, **data)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.dim() == 2 and p.shape[0] == classes + 1:
+                p.normal_(0, 0.5)
+    return m
+
+
+def test_guidance_equals_its_formula_and_fast_matches_naive(arch, data):
+    """Classifier-free guidance: each step's distribution is softmax(log p(v) + s (log p(v|y)
+    - log p(v))) of the model's own conditionals on the image so far, identical with either
+    engine; an image without a class is sampled as if unguided, in the same batch."""
+    m = labelled(arch, data)
+    y, s = torch.tensor([2, 0, -1]), torch.tensor([3.0, 0.5, 3.0])
+    naive = list(sample_stream(m, 3, seed=5, method="naive", y=y, guidance=s))
+    fast = list(sample_stream(m, 3, seed=5, method="fast", y=y, guidance=s))
+    for a, b in zip(naive, fast):
+        torch.testing.assert_close(a.probs, b.probs, rtol=1e-4, atol=1e-5)
+        assert torch.equal(a.value, b.value)
+    x = fast[-1].image
+    with torch.no_grad():
+        cond = torch.log_softmax(m(x, y=y).double(), 1)               # (3, L, C, H, W)
+        free = torch.log_softmax(m(x).double(), 1)
+    want = torch.softmax(free + s.double().view(3, 1, 1, 1, 1) * (cond - free), 1)
+    for ev in fast:
+        torch.testing.assert_close(ev.probs.double(), want[:, :, ev.c, ev.i, ev.j],
+                                   rtol=1e-4, atol=1e-5)
+    assert torch.equal(x[2:], pixelnet.sample(m, 3, seed=5, y=y)[2:])   # no class: unguided
+
+
+def test_guidance_one_is_the_model_and_zero_ignores_the_class(arch):
+    """Scale 1 (the default) samples the conditional model itself; scale 0 samples the
+    unconditional one, whatever the class; the same seed gives the same images."""
+    m = labelled(arch, dict(channels=3, levels=256))
+    y = torch.tensor([1, 2])
+    assert torch.equal(pixelnet.sample(m, 2, seed=9, y=y, guidance=1.0),
+                       pixelnet.sample(m, 2, seed=9, y=y))
+    assert torch.equal(pixelnet.sample(m, 2, seed=9, y=y, guidance=0.0),
+                       pixelnet.sample(m, 2, seed=9))
+    assert not torch.equal(pixelnet.sample(m, 2, seed=9, y=y, guidance=4.0),
+                           pixelnet.sample(m, 2, seed=9, y=y))
+
+
+def test_bad_guidance_is_refused():
+    m = labelled("pixelcnn", dict(channels=1, levels=2))
+    for g in (-1, float("nan"), pixelnet.sampling.MAX_GUIDANCE + 1, [1.0], "strong"):
+        with pytest.raises(ValueError, match="guidance"):
+            pixelnet.sample(m, 2, y=1, guidance=g)
+
+
+def test_drawn_from_gives_each_steps_distribution(arch):
+    """``drawn_from`` (the app's scoring and Inspect) gives, in one pass over a finished
+    image, the distribution every sub-pixel was drawn from, guided or not."""
+    m = labelled(arch, dict(channels=3, levels=256))
+    y, s = torch.tensor([1, -1, 0]), torch.tensor([2.5, 2.5, 1.0])
+    events = list(sample_stream(m, 3, seed=2, y=y, guidance=s))
+    with torch.no_grad():
+        p = torch.softmax(pixelnet.sampling.drawn_from(m, events[-1].image, y, s).double(), 1)
+        assert torch.equal(pixelnet.sampling.drawn_from(m, events[-1].image, y), m(events[-1].image, y))
+    for ev in events:
+        torch.testing.assert_close(ev.probs.double(), p[:, :, ev.c, ev.i, ev.j], rtol=1e-4, atol=1e-5)

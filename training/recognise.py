@@ -239,13 +239,15 @@ def check_compatible(model: pixelnet.Model, classifier: Classifier) -> None:
 
 
 def draw(model: pixelnet.Model, n: int, y: int | None, seed: int,
-         batch_size: int = SAMPLE_BATCH) -> torch.Tensor:
-    """``n`` samples ``(n, C, H, W)`` of class ``y`` (None: free), in batches of at most
-    ``batch_size``; batch ``b`` uses seed ``seed + b``. A model with fewer levels than its
+         batch_size: int = SAMPLE_BATCH, guidance: float = 1.0) -> torch.Tensor:
+    """``n`` samples ``(n, C, H, W)`` of class ``y`` (None: free) at ``guidance`` (see
+    ``pixelnet.sample``), in batches of at most ``batch_size``; batch ``b`` uses seed
+    ``seed + b``. A model with fewer levels than its
     8-bit data gives its samples as 8-bit values (``dequantize``), as a person sees them."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1 (samples to draw), got {n!r}")
-    x = torch.cat([pixelnet.sample(model, min(batch_size, n - i), y=y, seed=seed + b)
+    x = torch.cat([pixelnet.sample(model, min(batch_size, n - i), y=y, seed=seed + b,
+                                   guidance=guidance)
                    for b, i in enumerate(range(0, n, batch_size))])
     return coarse_as_8bit(x, model.cfg.levels)
 
@@ -263,7 +265,7 @@ def reference_images(dataset: str, limit: int = 1000, source: str = "auto") -> t
 
 def recognisability(model: pixelnet.Model, classifier: Classifier, per_class: int = 32,
                     free: int = 64, seed: int = 0, real: int = 1000,
-                    threshold: float = CONFIDENT) -> dict:
+                    threshold: float = CONFIDENT, guidance: float = 1.0) -> dict:
     """How recognisable ``model``'s samples are to ``classifier`` (see the module docstring).
 
     Returns a dict of plain numbers (fractions in [0, 1]):
@@ -273,7 +275,8 @@ def recognisability(model: pixelnet.Model, classifier: Classifier, per_class: in
       ``real_confident``: the confident fraction on the first ``real`` test images, the
       reference (None when ``real`` is 0);
     - for a class-conditional model, ``conditional_accuracy`` over ``per_class`` samples of
-      each class and ``per_class_accuracy`` {class name: accuracy}; None for others;
+      each class (drawn at ``guidance``) and ``per_class_accuracy`` {class name: accuracy};
+      None for others;
     - ``classifier_test_accuracy`` (from the classifier's metadata), the counts and ``seed``.
 
     Samples are drawn in batches of at most 64; every class uses the seeds of the free
@@ -290,6 +293,7 @@ def recognisability(model: pixelnet.Model, classifier: Classifier, per_class: in
                          "class-conditional model)")
     names = classifier.class_names
     out = dict(dataset=classifier.cfg.dataset, threshold=threshold, seed=seed, free_samples=free,
+               guidance=guidance,
                classifier_test_accuracy=classifier.metadata.get("test_accuracy"),
                free_confident=None, free_classes=None, real_confident=None, real_images=0,
                conditional_accuracy=None, per_class_accuracy=None, per_class=0)
@@ -306,7 +310,7 @@ def recognisability(model: pixelnet.Model, classifier: Classifier, per_class: in
         out["real_confident"] = confident_fraction(classifier, x, threshold)
         out["real_images"] = len(x)
     if model.cfg.classes and per_class:
-        per = {name: accuracy(classifier, draw(model, per_class, k, seed),
+        per = {name: accuracy(classifier, draw(model, per_class, k, seed, guidance=guidance),
                               torch.full((per_class,), k))
                for k, name in enumerate(names)}
         out.update(per_class=per_class, per_class_accuracy=per,
