@@ -36,8 +36,9 @@ the sample, the chart and Generate fit the first screen, before and during a run
 that nothing moves when a run starts or the chart changes."""
 
 
-GUIDANCE_LABEL = ("Class strength, with a class (1: the model as trained; 2: classifier-free "
-                  "guidance, more typical of the class, less varied, sampled twice as slowly)")
+GUIDANCE_LABEL = ("Class strength, with a class (1: the model as trained; above 1: "
+                  "classifier-free guidance, more typical of the class, less varied, a little "
+                  "slower)")
 
 
 # ----------------------------------------------------------------------------- handlers

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base import BaseConfig, PixelModel, register
-from .engine import Cell, FastEngine, cell_order, matrix
+from .engine import Cell, FastEngine, at, cell_order, matrix
 from .layers import (MaskedConv2d, conditioning_term, init_state, label_embedding, lstm_update,
                      skew, unskew)
 
@@ -152,15 +152,13 @@ class DiagonalBiLSTMEngine(FastEngine):
                 [lay.c0[d].expand(self.n, -1) for d in range(2)]))
         self.state = [DiagonalState(self.grid(), self.grid(), self.grid(), self.grid())
                       for _ in layers]
-        # conditioning in the cell's gate order with the biases folded in: (n, H, W, 8h)
-        self.bias = []
+        # each stream's bias with the conditioning folded in, in the cell's gate order:
+        # (4h,), (n, 4h) or (n, H, W, 4h)
+        self.b_l2r, self.b_r2l = [], []
         for m, w in zip(self.condmaps, self.weights):
-            if m is None:
-                self.bias.append(None)
-            else:
-                l2r, r2l = m.chunk(2, -1)
-                self.bias.append(torch.cat([cell_order(l2r) + w.l2r_bias,
-                                            cell_order(r2l) + w.r2l_bias], -1))
+            l2r, r2l = m.chunk(2, -1) if m is not None else (None, None)
+            self.b_l2r.append(w.l2r_bias if m is None else cell_order(l2r) + w.l2r_bias)
+            self.b_r2l.append(w.r2l_bias if m is None else cell_order(r2l) + w.r2l_bias)
 
     def body(self, i, j, z):
         zs = []
@@ -169,8 +167,7 @@ class DiagonalBiLSTMEngine(FastEngine):
             h0, c0 = w.h0[0], w.c0[0]
             above = s.h_l2r[i - 1][j] if i > 0 else h0
             left, c_left = (s.h_l2r[i][j - 1], s.c_l2r[i][j - 1]) if j > 0 else (h0, c0)
-            b = w.l2r_bias if self.bias[k] is None else self.bias[k][:, i, j, : w.l2r_bias.shape[0]]
-            h, c = w.l2r(torch.cat([z, above, left], 1), b, c_left)
+            h, c = w.l2r(torch.cat([z, above, left], 1), at(self.b_l2r[k], i, j), c_left)
             s.h_l2r[i][j], s.c_l2r[i][j] = h, c
             if i > 0:
                 h = h + s.h_r2l[i - 1][j]          # right-to-left stream of the row above
@@ -183,9 +180,9 @@ class DiagonalBiLSTMEngine(FastEngine):
         if i + 1 == self.H:
             return
         for k, (w, s) in enumerate(zip(self.weights, self.state)):
-            h4 = w.r2l_bias.shape[0]
             xrow = torch.stack(s.x[i], 1)                                  # (n, W, 2h)
-            b = w.r2l_bias if self.bias[k] is None else self.bias[k][:, i, :, h4:]
+            b = self.b_r2l[k]                                              # row i: (n, W, 4h)
+            b = b[:, i] if b.dim() == 4 else b[:, None] if b.dim() == 2 else b
             xs = (xrow @ w.r2l_K_is + b).unbind(1)                         # the whole row at once
             h, c = w.h0[1], w.c0[1]
             for j in range(self.W - 1, -1, -1):

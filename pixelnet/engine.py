@@ -38,15 +38,23 @@ def cell_order(t: torch.Tensor) -> torch.Tensor:
     return torch.cat([i, f, g, o], -1)
 
 
-def condition_map(layer: nn.Module, cond: torch.Tensor | None, y: torch.Tensor | None,
-                  height: int, width: int) -> torch.Tensor | None:
-    """A layer's conditioning term (:func:`~pixelnet.layers.conditioning_term`) feature-last,
-    ``(n, H, W, G)`` (a class vector is broadcast over positions, not copied), or None."""
+def condition_map(layer: nn.Module, cond: torch.Tensor | None, y: torch.Tensor | None
+                  ) -> torch.Tensor | None:
+    """A layer's conditioning term (:func:`~pixelnet.layers.conditioning_term`) feature-last:
+    ``(n, H, W, G)`` where it varies with position (a Multi-Scale map), ``(n, G)`` where it
+    does not (a class vector alone: the engines fold it into a bias once, so a step costs what
+    an unconditional one does), or None."""
     t = conditioning_term(layer.cond, layer.label, cond, y)
     if t is None:
         return None
     t = t.permute(0, 2, 3, 1)
-    return t.contiguous() if t.shape[1] > 1 else t.expand(-1, height, width, -1)
+    return t.contiguous() if t.shape[1] > 1 else t[:, 0, 0]
+
+
+def at(bias: torch.Tensor, i: int, j: int) -> torch.Tensor:
+    """A folded bias at position ``(i, j)``: a per-position map ``(n, H, W, G)`` indexed
+    there, anything else (``(G,)``, ``(n, G)``) as it is."""
+    return bias[:, i, j] if bias.dim() == 4 else bias
 
 
 class Cell:
@@ -97,8 +105,8 @@ class FastEngine:
         # all skip connections as one matrix on the concatenated layer outputs
         self.w_skip = torch.cat([matrix(c) for c in skips]) if skips is not None else None
         self.b_skip = sum(c.bias for c in skips) if skips is not None else None
-        # per layer: the conditioning term, feature-last (n, H, W, G), or None
-        self.condmaps = [condition_map(lay, cond, y, self.H, self.W) for lay in model.layers]
+        # per layer: the conditioning term, feature-last (n, H, W, G) or (n, G), or None
+        self.condmaps = [condition_map(lay, cond, y) for lay in model.layers]
         self.next = (0, 0)          # first pixel not yet final
         self.last = None            # (i, j, c) of the latest computation
 

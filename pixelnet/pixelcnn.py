@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base import BaseConfig, PixelModel, register
-from .engine import FastEngine, matrix
+from .engine import FastEngine, at, matrix
 from .layers import MaskedConv2d, conditioning_term, label_embedding
 
 
@@ -55,8 +55,7 @@ class PixelCNNConfig(BaseConfig):
 
 class BlockWeights(NamedTuple):
     """One residual block as matrices on feature-last vectors ``(n, F)``."""
-    w1: torch.Tensor         # 1x1 conv 2h -> h, (2h, h)
-    b1: torch.Tensor         # its bias (h,)
+    w1: torch.Tensor         # 1x1 conv 2h -> h, (2h, h) (its bias: the engine's b1)
     w3x3: torch.Tensor       # the 3x3 mask B conv's five visible taps, stacked: (5h, h)
     b3x3: torch.Tensor       # (h,)
     w2: torch.Tensor         # 1x1 conv h -> 2h, (h, 2h)
@@ -68,7 +67,8 @@ class PixelCNNEngine(FastEngine):
     3x3 mask B conv, which at (i, j) reads (i-1, j-1), (i-1, j), (i-1, j+1), (i, j-1) and the
     centre (the rest of its kernel is masked). A pixel costs four small products per block.
 
-    Conditioning is folded into the first 1x1 conv's bias, per position: ``(n, H, W, h)``.
+    Conditioning is folded into the first 1x1 conv's bias: once per run for a class vector
+    ``(n, h)``, per position for a Multi-Scale map ``(n, H, W, h)``.
     """
 
     def __init__(self, model: PixelCNN, x, cond=None, y=None):
@@ -77,11 +77,11 @@ class PixelCNNEngine(FastEngine):
         for b in model.layers:
             w = b.conv2.masked_weight()                                    # (h, h, 3, 3)
             taps = [w[:, :, 0, 0], w[:, :, 0, 1], w[:, :, 0, 2], w[:, :, 1, 0], w[:, :, 1, 1]]
-            self.blocks.append(BlockWeights(matrix(b.conv1), b.conv1.bias,
-                                            torch.cat([t.T for t in taps]), b.conv2.bias,
-                                            matrix(b.conv3), b.conv3.bias))
-        self.b1 = [None if m is None else m + b.conv1.bias
-                   for m, b in zip(self.condmaps, model.layers)]           # (n, H, W, h) or None
+            self.blocks.append(BlockWeights(matrix(b.conv1), torch.cat([t.T for t in taps]),
+                                            b.conv2.bias, matrix(b.conv3), b.conv3.bias))
+        # the first 1x1 conv's bias with the conditioning folded in: (h,), (n, h) or (n, H, W, h)
+        self.b1 = [b.conv1.bias if m is None else m + b.conv1.bias
+                   for m, b in zip(self.condmaps, model.layers)]
         zero = torch.zeros(self.n, model.cfg.h, dtype=self.dtype, device=self.device)
         # relu(1x1 conv) of block k at (i, j) is act[k][i + 1][j + 1]: a zero border at
         # row -1 and columns -1 and W, which the 3x3 conv reads as its zero padding
@@ -90,7 +90,7 @@ class PixelCNNEngine(FastEngine):
     def body(self, i, j, z):
         zs = []
         for k, w in enumerate(self.blocks):
-            b1 = w.b1 if self.b1[k] is None else self.b1[k][:, i, j]      # (n, h)
+            b1 = at(self.b1[k], i, j)                                     # (n, h) or (h,)
             above, row = self.act[k][i], self.act[k][i + 1]               # rows i-1 and i
             row[j + 1] = F.relu(torch.addmm(b1, F.relu(z), w.w1))
             win = torch.cat([above[j], above[j + 1], above[j + 2], row[j], row[j + 1]], 1)

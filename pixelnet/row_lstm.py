@@ -122,8 +122,9 @@ class RowLSTMEngine(FastEngine):
         ``(n, 4h)``."""
         w = self.weights[k]
         t = F.conv1d(h_above, w.K_ss, w.bias, padding=1).transpose(1, 2)   # (n, W, 4h)
-        if self.condmaps[k] is not None:
-            t = t + self.condmaps[k][:, i]
+        m = self.condmaps[k]                                 # (n, H, W, 4h) or (n, 4h)
+        if m is not None:
+            t = t + (m[:, i] if m.dim() == 4 else m[:, None])
         return list(t.unbind(1))
 
     def body(self, i, j, z):
