@@ -22,7 +22,7 @@ from demo.registry import (ARCH_NAMES, DATASET_INFO, architectures, arch_key, cl
                            dataset_key, title)
 from pixelnet.data import quantize
 from pixelnet.sampling import MAX_SEED   # seeds are 0 <= seed < MAX_SEED (the library's check)
-from pixelnet.sampling import completion_inputs
+from pixelnet.sampling import CLASS_STRENGTH, completion_inputs
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 MAX_TEMPERATURE = 2.0               # the sliders' range and the check's
@@ -36,7 +36,8 @@ PRESETS = {"Blank": "blank", "Seed pixel": "single_pixel", "Keep top half": "top
 ANY = "Any"
 """The class control's "no class" choice (an unconditional sample)."""
 DEFAULTS = dict(dataset="MNIST digits", architecture=ARCH_NAMES[pixelnet.ARCHITECTURES[0]],
-                temperature=1.0, seed=0, speed="Fast", label=ANY, samples=1, guidance=2.0)
+                temperature=1.0, seed=0, speed="Fast", label=ANY, samples=1,
+                guidance=CLASS_STRENGTH)
 SAMPLES = (1, 4, 9)
 """How many completions of the same input one run may draw (a 1x1, 2x2 or 3x3 grid)."""
 

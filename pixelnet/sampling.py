@@ -171,6 +171,8 @@ def temperatures(temperature: float | Sequence[float] | torch.Tensor, n: int) ->
 
 
 MAX_GUIDANCE = 10.0
+CLASS_STRENGTH = 2.0
+"""The guidance the app samples a class at by default, and the published "guided" figures."""
 
 
 def guidances(guidance: float | Sequence[float] | torch.Tensor, n: int) -> torch.Tensor:

@@ -101,6 +101,13 @@ def test_recognisability_of_a_tiny_conditional_model():
     # the classes' figures are the classifier's accuracy on exactly these samples
     k3 = recognise.draw(model, 2, 3, seed=0)
     assert r["per_class_accuracy"]["3"] == recognise.accuracy(clf, k3, torch.full((2,), 3))
+    # ... and, guided, on the samples drawn at the app's class strength
+    assert r["guidance"] == pixelnet.sampling.CLASS_STRENGTH
+    g3 = recognise.draw(model, 2, 3, seed=0, guidance=r["guidance"])
+    assert r["guided_per_class_accuracy"]["3"] == recognise.accuracy(clf, g3, torch.full((2,), 3))
+    assert 0 <= r["guided_accuracy"] <= 1
+    unguided = recognisability(model, clf, per_class=2, free=0, seed=0, real=0, guided=None)
+    assert unguided["guided_accuracy"] is None and unguided["conditional_accuracy"] == r["conditional_accuracy"]
     # the free-sample figures depend only on the seed
     again = recognisability(model, clf, per_class=0, free=3, seed=0, real=0)
     assert again["free_classes"] == r["free_classes"] and again["conditional_accuracy"] is None

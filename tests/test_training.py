@@ -315,6 +315,9 @@ def test_class_conditional_training_evaluation_and_publishing(tmp_path):
     from PIL import Image
     grid = Image.open(folder / "mnist_pixelcnn_samples.png")
     assert grid.size[1] > grid.size[0]                       # 10 rows of 4
+    assert 0 <= rec["guided_accuracy"] <= 1 and e["samples_guided"] == "mnist_pixelcnn_samples_guided.png"
+    assert Image.open(folder / e["samples_guided"]).size == grid.size
+    assert "guided (x2)" in (folder / "README.md").read_text()
     # --only measures one file; the others' entries come from what they store
     (folder / "mnist_row_lstm.pt").write_bytes((tmp_path / "src" / "m.pt").read_bytes())
     stamp = (folder / "mnist_pixelcnn_samples.png").stat().st_mtime_ns

@@ -24,6 +24,7 @@ from torchvision.utils import save_image
 
 import pixelnet
 from pixelnet.data import DATASETS
+from pixelnet.sampling import CLASS_STRENGTH
 from training.evaluate import evaluate
 from training.recognise import classifier_path, load_classifier, recognisability
 
@@ -38,15 +39,17 @@ TARGETS = {("mnist", "diagonal_bilstm"): "≤ 84 (paper: 79.20 on 60k digits)",
            **{("fashion", a): "best arch ≤ 3.0" for a in pixelnet.ARCHITECTURES}}
 
 
-def sample_grid(model: torch.nn.Module, path: Path, n: int = 64, seed: int = 0) -> float:
+def sample_grid(model: torch.nn.Module, path: Path, n: int = 64, seed: int = 0,
+                guidance: float = 1.0) -> float:
     """Draw ``n`` samples (fixed seed) into a PNG grid, upscaled 2x; returns the seconds taken.
     A class-conditional model draws one row per class (``n // classes`` samples of each, at
-    least 4) instead."""
+    least 4) instead, at ``guidance``."""
     t = time.perf_counter()
     K = model.cfg.classes
     if K:
         per = max(4, n // K)
-        x = pixelnet.sample(model, per * K, seed=seed, y=torch.arange(K).repeat_interleave(per))
+        x = pixelnet.sample(model, per * K, seed=seed, y=torch.arange(K).repeat_interleave(per),
+                            guidance=guidance)
         nrow = per
     else:
         x, nrow = pixelnet.sample(model, n, seed=seed), round(n ** 0.5)
@@ -79,7 +82,7 @@ def describe(path: Path, skip_eval: bool = False, samples: int = 64, seed: int =
     # figures of an older classifier (other classes or accuracy) are measured again
     current = clf is not None and stored.get("classifier_test_accuracy") == \
         clf.metadata.get("test_accuracy") and list(stored.get("free_classes") or []) == \
-        list(clf.class_names)
+        list(clf.class_names) and (not model.cfg.classes or "guided_accuracy" in stored)
     if measure and clf is not None and not (skip_eval and current):
         test["recognisable"] = recognisability(model, clf)
     if any(meta.get(k) != v for k, v in test.items()):
@@ -94,10 +97,15 @@ def describe(path: Path, skip_eval: bool = False, samples: int = 64, seed: int =
         val_nll=meta.get("val_nll"), class_names=meta.get("class_names"),
         **{k: meta.get(k) for k in TEST_KEYS + GIVEN_KEYS + ("recognisable",)})
     png = path.with_name(path.stem + "_samples.png")
+    guided = path.with_name(path.stem + "_samples_guided.png")
     if samples and measure:
         entry["sample_seconds"] = round(sample_grid(model, png, samples, seed), 1)
+        if model.cfg.classes:
+            sample_grid(model, guided, samples, seed, CLASS_STRENGTH)
     if png.exists():
         entry["samples"] = png.name
+    if guided.exists() and model.cfg.classes:
+        entry["samples_guided"] = guided.name
     return entry
 
 
@@ -108,6 +116,8 @@ def _recognisable(r: dict | None) -> str:
     text = f"free {r['free_confident']:.0%} (real {r['real_confident']:.0%})"
     if r.get("conditional_accuracy") is not None:
         text += f"; by class {r['conditional_accuracy']:.0%}"
+    if r.get("guided_accuracy") is not None:
+        text += f", guided (x{r['guidance']:g}) {r['guided_accuracy']:.0%}"
     return text
 
 
@@ -135,7 +145,9 @@ def readme(entries: list[dict]) -> str:
              "small classifier trained on real images (`training/recognise.py`) is confident "
              "(max p >= 0.9) on this share of 64 free samples (and of real test images), and "
              "for class-conditional models classifies this share of samples of each class as "
-             "the class asked for. Sample grids of class-conditional models: one row per class.",
+             "the class asked for: sampled as trained, and *guided* (classifier-free guidance "
+             "at the app's default class strength, `pixelnet.sample(..., guidance=)`). Sample "
+             "grids of class-conditional models: one row per class, as trained, then guided.",
              "",
              "A model with fewer levels than its 8-bit data (`levels` in the config, e.g. 8 "
              "per channel: our choice for colour on small compute, not the paper's) is "
@@ -152,7 +164,7 @@ def readme(entries: list[dict]) -> str:
             nll = f"{e['test_nll']:.2f} nats"
         else:
             nll = f"{e['test_bits_per_dim']:.3f} bits/dim" + _coarse(e)
-        grid = f"![]({e['samples']})" if e.get("samples") else ""
+        grid = " ".join(f"![]({e[k]})" for k in ("samples", "samples_guided") if e.get(k))
         given = "" if e.get("test_nll_given_class") is None else (
             f"{e['test_nll_given_class']:.2f} nats" if DATASETS[e["dataset"]].binarized
             else f"{e['test_bits_per_dim_given_class']:.3f} bits/dim" + _coarse(e))

@@ -35,6 +35,7 @@ import pixelnet
 from pixelnet.checkpoint import atomic_save
 from pixelnet.data import (DATASETS, binarize, class_names, data_source, dequantize,
                            describe_split, load_dataset, load_eval_set, load_labels, quantize)
+from pixelnet.sampling import CLASS_STRENGTH
 
 FORMAT = "pixelnet-classifier"
 CONFIDENT = 0.9             # max softmax at or above which the classifier counts as confident
@@ -265,7 +266,7 @@ def reference_images(dataset: str, limit: int = 1000, source: str = "auto") -> t
 
 def recognisability(model: pixelnet.Model, classifier: Classifier, per_class: int = 32,
                     free: int = 64, seed: int = 0, real: int = 1000,
-                    threshold: float = CONFIDENT, guidance: float = 1.0) -> dict:
+                    threshold: float = CONFIDENT, guided: float | None = CLASS_STRENGTH) -> dict:
     """How recognisable ``model``'s samples are to ``classifier`` (see the module docstring).
 
     Returns a dict of plain numbers (fractions in [0, 1]):
@@ -275,8 +276,9 @@ def recognisability(model: pixelnet.Model, classifier: Classifier, per_class: in
       ``real_confident``: the confident fraction on the first ``real`` test images, the
       reference (None when ``real`` is 0);
     - for a class-conditional model, ``conditional_accuracy`` over ``per_class`` samples of
-      each class (drawn at ``guidance``) and ``per_class_accuracy`` {class name: accuracy};
-      None for others;
+      each class and ``per_class_accuracy`` {class name: accuracy}; None for others;
+      ``guided_accuracy`` and ``guided_per_class_accuracy`` the same for samples drawn with
+      classifier-free guidance ``guided`` (``pixelnet.sample``'s; None: not measured);
     - ``classifier_test_accuracy`` (from the classifier's metadata), the counts and ``seed``.
 
     Samples are drawn in batches of at most 64; every class uses the seeds of the free
@@ -293,10 +295,10 @@ def recognisability(model: pixelnet.Model, classifier: Classifier, per_class: in
                          "class-conditional model)")
     names = classifier.class_names
     out = dict(dataset=classifier.cfg.dataset, threshold=threshold, seed=seed, free_samples=free,
-               guidance=guidance,
                classifier_test_accuracy=classifier.metadata.get("test_accuracy"),
                free_confident=None, free_classes=None, real_confident=None, real_images=0,
-               conditional_accuracy=None, per_class_accuracy=None, per_class=0)
+               conditional_accuracy=None, per_class_accuracy=None, per_class=0, guidance=None,
+               guided_accuracy=None, guided_per_class_accuracy=None)
     if free:
         probs = predict_proba(classifier, draw(model, free, None, seed))
         out["free_confident"] = (probs.max(1).values >= threshold).float().mean().item()
@@ -310,11 +312,17 @@ def recognisability(model: pixelnet.Model, classifier: Classifier, per_class: in
         out["real_confident"] = confident_fraction(classifier, x, threshold)
         out["real_images"] = len(x)
     if model.cfg.classes and per_class:
-        per = {name: accuracy(classifier, draw(model, per_class, k, seed, guidance=guidance),
-                              torch.full((per_class,), k))
-               for k, name in enumerate(names)}
+        def by_class(guidance: float) -> dict[str, float]:
+            return {name: accuracy(classifier, draw(model, per_class, k, seed, guidance=guidance),
+                                   torch.full((per_class,), k))
+                    for k, name in enumerate(names)}
+        per = by_class(1.0)
         out.update(per_class=per_class, per_class_accuracy=per,
                    conditional_accuracy=sum(per.values()) / len(per))
+        if guided is not None and guided != 1:
+            per = by_class(guided)
+            out.update(guidance=guided, guided_per_class_accuracy=per,
+                       guided_accuracy=sum(per.values()) / len(per))
     return out
 
 
