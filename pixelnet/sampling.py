@@ -171,6 +171,7 @@ def temperatures(temperature: float | Sequence[float] | torch.Tensor, n: int) ->
 
 
 MAX_GUIDANCE = 10.0
+"""The largest guidance scale accepted (beyond a few, samples collapse onto a class's mode)."""
 CLASS_STRENGTH = 2.0
 """The guidance the app samples a class at by default, and the published "guided" figures."""
 
