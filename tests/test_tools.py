@@ -16,6 +16,10 @@ def test_better_rules():
     assert better(cond, {"val_nll": 81.0}, 0.01)[0]
     assert not better(cond, {"val_nll": 81.0}, 0.001)[0]
     assert not better(cond, {"val_nll": 81.0, "class_names": ["a", "b"]}, 0.01)[0]
+    # a model of other levels (8-level colour) never replaces a 256-level one, nor the reverse
+    coarse, fine = {"val_nll": 0.47, "config": {"levels": 8}}, {"val_nll": 2.76, "config": {"levels": 256}}
+    assert not better(coarse, fine, 0.01)[0] and "not comparable" in better(coarse, fine, 0.01)[1]
+    assert not better(fine, coarse, 0.01)[0]
 
 
 def test_collect_copies_only_better_checkpoints(tmp_path, monkeypatch):
@@ -33,6 +37,14 @@ def test_collect_copies_only_better_checkpoints(tmp_path, monkeypatch):
     assert pixelnet.read_checkpoint(home / "mnist_pixelcnn.pt")["val_nll"] == 85.0
     assert pixelnet.read_checkpoint(home / "mnist_row_lstm.pt")["val_nll"] == 80.0
     assert (home / "mnist_pixelcnn_log.csv").exists()
+    # a name published only among the experiments is compared with (and copied over) that one
+    (home / "experiments").mkdir()
+    pixelnet.save_checkpoint(m, home / "experiments" / "mnist_pixelcnn_x.pt", dataset="mnist",
+                             val_nll=90.0)
+    pixelnet.save_checkpoint(m, new / "mnist_pixelcnn_x.pt", dataset="mnist", val_nll=84.0)
+    gpu_collect.main([str(new)])
+    assert pixelnet.read_checkpoint(home / "experiments" / "mnist_pixelcnn_x.pt")["val_nll"] == 84.0
+    assert not (home / "mnist_pixelcnn_x.pt").exists()
 
 
 def test_emoji_labels_split_the_faces_from_hearts_and_emotion(tmp_path):

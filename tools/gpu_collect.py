@@ -1,5 +1,6 @@
 """Bring trained checkpoints home: copy each ``{dataset}_{arch}.pt`` of a folder (with its
-``_log.csv`` and ``_curve.png``) over the published one in ``checkpoints/`` when it is better.
+``_log.csv`` and ``_curve.png``) over the published one in ``checkpoints/`` (or, for a name
+found only there, ``checkpoints/experiments/``) when it is better.
 
     python tools/gpu_collect.py /tmp/gpu [--dry-run]
     python training/publish.py          # then: test NLL, manifest, README table, grids
@@ -23,6 +24,9 @@ def better(new: dict, old: dict | None, tolerance: float) -> tuple[bool, str]:
     """Whether checkpoint metadata ``new`` should replace ``old``, and why."""
     if old is None:
         return True, "nothing published yet"
+    levels = [m.get("config", {}).get("levels") for m in (new, old)]
+    if levels[0] != levels[1]:
+        return False, f"{levels[0]} levels against {levels[1]}: the NLLs are not comparable"
     nv, ov = new.get("val_nll"), old.get("val_nll")
     if nv is None:
         return False, "it has no validation NLL"
@@ -45,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"no .pt files in {a.folder}")
     for path in found:
         target = REPO / "checkpoints" / path.name
+        if not target.exists() and (REPO / "checkpoints" / "experiments" / path.name).exists():
+            target = REPO / "checkpoints" / "experiments" / path.name
         try:
             new = pixelnet.read_checkpoint(path)
             old = pixelnet.read_checkpoint(target) if target.exists() else None

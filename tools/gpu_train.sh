@@ -28,15 +28,17 @@ train() {   # name, then train.py arguments
 # emoji: the colour model whose samples are not yet recognisable (issue 16): 8 levels per
 # channel, every class equally often (--levels and --classes are kept from a published
 # checkpoint that has them; from a 256-level one they set up the coarse conditional model)
-train emoji_pixelcnn --arch pixelcnn --dataset emoji --init-from checkpoints/emoji_pixelcnn.pt \
-    --levels 8 --classes 10 --balance --batch-size 64 --lr 5e-4 --val-every 100
-# the paper's best model on the two grey datasets, class-conditional
+train emoji_pixelcnn_8levels --arch pixelcnn --dataset emoji \
+    --init-from checkpoints/experiments/emoji_pixelcnn_8levels.pt --balance --batch-size 64 \
+    --lr 5e-4 --val-every 100
+# Fashion: its class samples are the furthest from the target (53% classified as asked,
+# guided; MNIST's are at 93-97%): the best Fashion model and the paper's best architecture
+train fashion_pixelcnn --arch pixelcnn --dataset fashion \
+    --init-from checkpoints/fashion_pixelcnn.pt --classes 10 --batch-size 64 --lr 5e-4 \
+    --val-every 500 --max-val-images 1000
 train fashion_diagonal_bilstm --arch diagonal_bilstm --dataset fashion \
     --init-from checkpoints/fashion_diagonal_bilstm.pt --classes 10 --batch-size 64 --lr 5e-4 \
     --val-every 500 --max-val-images 1000
-train mnist_diagonal_bilstm --arch diagonal_bilstm --dataset mnist \
-    --init-from checkpoints/mnist_diagonal_bilstm.pt --classes 10 --batch-size 32 --lr 3e-4 \
-    --val-every 200
 wait
 # one log for all runs; the curves stay behind (8 files at most come back)
 for f in /tmp/gpu_runs/*.log; do echo "== $f"; tr '\r' '\n' < "$f" | grep -v '%|' | tail -n 40; done \
