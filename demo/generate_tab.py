@@ -316,8 +316,11 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     gray_brush = gr.Brush(colors=["#ffffff", "#808080", "#000000"], default_size=12,
                           color_mode="defaults")
     run_state = gr.State(None)
-    with gr.Row(equal_height=False):
-        # first in the page (Tab order, a phone's first screen); CSS shows it on the right
+    # Five columns, in the page's order (Tab order, a phone's single column): the sample,
+    # Inspect, the two editors, the controls. demo/theme.py shows them on a wide screen as
+    # canvas | mask | sample over controls | Inspect | sample: Inspect's answer sits under
+    # the mask editor, beside the sample and its chart.
+    with gr.Row(equal_height=False, elem_id="generate-row"):
         with gr.Column(scale=1, min_width=320, elem_id="sample-col"):
             with gr.Row():
                 go = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -335,8 +338,8 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                              alt_text="bar chart: the model's softmax for the current "
                                       "pixel, the sampled value in red")
             progress = gr.Markdown("", elem_id="progress", label="progress")
-            # Inspect beside the sample (its answer first): by a click on the sample, or
-            # from the keyboard
+        with gr.Column(scale=1, min_width=300, elem_id="inspect-panel"):
+            # by a click on the sample, or from the keyboard: the answer first
             inspect_text = gr.Markdown(INSPECT_HELP, elem_id="inspect-text")
             inspect_xy = gr.Textbox("", visible="hidden", elem_id="inspect-xy",
                                     label="the point clicked on the sample")
@@ -361,11 +364,6 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                 brush=gray_brush, eraser=gr.Eraser(default_size=12),
                 canvas_size=size, layers=False, transforms=[],
                 elem_id="canvas", elem_classes="pixelated", height=EDITOR_H)
-            with gr.Row():
-                preset_btns = {p: gr.Button(p, size="sm", elem_id=f"preset-{k}")
-                               for k, p in enumerate(PRESETS)}
-            upload_btn = gr.UploadButton("Upload an image (any size)", file_count="single",
-                                         size="sm", elem_id="upload")
         with gr.Column(scale=1, min_width=300, elem_id="mask-col"):
             mask_canvas = image_input(
                 mask0, label="Mask (red = generate)",
@@ -375,6 +373,12 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                 eraser=gr.Eraser(default_size=14), canvas_size=size, layers=False,
                 transforms=[], elem_id="mask", elem_classes="pixelated",
                 height=EDITOR_H)
+        with gr.Column(scale=1, min_width=300, elem_id="controls-col"):
+            with gr.Row():
+                preset_btns = {p: gr.Button(p, size="sm", elem_id=f"preset-{k}")
+                               for k, p in enumerate(PRESETS)}
+            upload_btn = gr.UploadButton("Upload an image (any size)", file_count="single",
+                                         size="sm", elem_id="upload")
             with gr.Row():
                 dataset = raw(gr.Dropdown(list(DATASETS), value=ds0, label="Dataset",
                                           elem_id="dataset"))

@@ -408,7 +408,8 @@ def editors_keep_their_content(pg) -> None:
 
 def test_inspect_during_a_run_by_click_and_keyboard(projector):
     """During a Slow run (the first example's bottom half: 392 pixels, about 20 s) Inspect
-    shows a pixel already drawn (a click), right beside the sample, and says that one still
+    shows a pixel already drawn (a click) beside the sample, on the first screen of a 1280x800
+    projector (its answer right of the sample or level with it), and says that one still
     to come will be (row and column typed, Enter); after Stop, a pixel never drawn says the
     run was stopped before it."""
     pg = projector
@@ -426,8 +427,13 @@ def test_inspect_during_a_run_by_click_and_keyboard(projector):
     pg.wait_for_function("[...document.querySelectorAll('#inspect img')].some(i => i.complete && "
                          "i.naturalWidth > 0)", timeout=30_000)
     frame, answer, chart = boxes(pg, ["#frame", "#inspect-text", "#inspect"]).values()
-    below = frame["y"] + frame["height"]
-    assert answer["y"] - below < 300 and chart["y"] - below < 400, "Inspect is far from the sample"
+    for what, b in (("answer", answer), ("chart", chart)):     # seen without scrolling
+        assert b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["width"] <= 1280 and \
+            b["y"] + b["height"] <= 800, f"Inspect's {what} {b} is not within 1280x800"
+    assert pg.evaluate("window.scrollY") == 0, "the page scrolled"
+    beside = answer["x"] >= frame["x"] + frame["width"] or \
+        (answer["y"] < frame["y"] + frame["height"] and frame["y"] < answer["y"] + answer["height"])
+    assert beside, f"Inspect's answer {answer} is not beside the sample {frame}"
 
     during = pg.locator("#progress").inner_text()
     pg.locator("#inspect-row input").fill("27")                      # the keyboard path
