@@ -19,9 +19,10 @@ from demo import batcher
 from demo import imaging as im
 from demo import registry
 from demo.components import image_input, raw
+from demo.editors import REPLACING, editors_js, preset_js
 from demo.inputs import (ANY, DEFAULTS, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS,
-                         fail, first_example, label_control, load_model, model_levels,
-                         parse_index, parse_label, parse_samples, parse_temperature, preset_sent,
+                         canvas_levels, drawing_key, fail, first_example, label_control,
+                         load_model, model_levels, parse_index, parse_label, parse_samples, parse_temperature, preset_sent,
                          preview, shape, start_inputs, sync_drawn, upload)
 from demo.registry import (ARCH_NAMES, DATASET_INFO, DATASETS, architectures, dataset_key, describe,
                            of_levels)
@@ -423,10 +424,21 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     # place of an editor's picture (which then keeps its content).
     at_once = dict(api_visibility="private", queue=False, show_progress="hidden")
     previewed = dict(fn=preview, inputs=[canvas, mask_canvas, dataset], outputs=frame, **at_once)
-    sent = gr.State(None)       # the drawing last sent to the editors (levels): see sync_drawn
+    # the key of the drawing last sent to the editors (see sync_drawn); set by the page too
+    sent = gr.Textbox(drawing_key(canvas_levels(canvas0, ds0)), visible="hidden",
+                      elem_id="drawing-key", label="drawing sent")
+    # Presets are drawn in the page (demo/editors.py): the editors and the preview change at
+    # once. Those that keep the drawing read it from the mask editor, then the server sets the
+    # exact pictures (the drawing may have changed since the mask editor last showed it).
+    demo.load(None, js=editors_js())
     for name, btn in preset_btns.items():
-        btn.click(partial(preset_sent, name), [dataset, canvas, seed],
-                  [canvas, mask_canvas, sent], **at_once).success(**previewed)
+        if name in REPLACING:
+            btn.click(None, [dataset, mask_canvas], [canvas, mask_canvas, frame, sent],
+                      js=preset_js(name), **at_once)
+        else:
+            btn.click(None, [dataset, mask_canvas], [mask_canvas, frame], js=preset_js(name),
+                      **at_once).then(partial(preset_sent, name), [dataset, canvas, seed],
+                                      [canvas, mask_canvas, sent], **at_once).success(**previewed)
     upload_btn.upload(upload, [upload_btn, dataset], [canvas, mask_canvas],
                       api_name="upload", show_progress="hidden").success(**previewed)
     canvas.input(sync_drawn, [canvas, mask_canvas, dataset, sent], [mask_canvas, sent],
