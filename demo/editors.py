@@ -86,10 +86,11 @@ EDITORS_JS = """() => {
     };
     img.onerror = fail; img.src = url;
   });
-  window.pixelnetPreset = async (name, dataset, mask) => {
+  window.pixelnetPreset = async (name, dataset, mask, first) => {
     const d = P.datasets[dataset];
     let x;
-    if (name === 'Blank') x = bytes(d.blank);
+    if (first) x = bytes(d.examples.length ? d.examples[0] : d.blank);   // the page's first canvas
+    else if (name === 'Blank') x = bytes(d.blank);
     else if (name === 'Random example') x = bytes(d.examples[Math.floor(Math.random() * d.examples.length)]);
     else x = mask && mask.background && mask.background.url ? await levels(d, mask.background.url)
                                                              : bytes(d.blank);
@@ -101,7 +102,44 @@ EDITORS_JS = """() => {
                                               (X + Y) %% P.period < P.width ? P.stripe : P.pending);
     return {canvas: {background: file(drawing), layers: [], composite: null},
             mask: {background: file(drawing), layers: [file(layer)], composite: null},
-            frame: file(frame), key: key(x, d)};
+            frame: file(frame), key: key(x, d), drawing, layer};
+  };
+  // Until an editor has drawn its first picture (its script starts WebGL, then fetches the
+  // picture: about 2.5 s after the sample on the busy 2-core machine), the picture is shown
+  // over it where it will be drawn: a square of the editor's shorter side less 60 px, centred.
+  const held = {};
+  window.pixelnetPlaceholders = async (dataset, first) => {
+    const p = await window.pixelnetPreset('Keep top half', dataset, null, first);
+    for (const [id, urls] of [['canvas', [p.drawing]], ['mask', [p.drawing, p.layer]]]) {
+      const block = document.getElementById(id);
+      if (!block || (window.pixelnetDrawn || {})[id]) continue;     // drawn already
+      const box = document.createElement('div');
+      box.className = 'pixelnet-placeholder';
+      box.style.cssText = 'position:absolute;pointer-events:none;z-index:100;';
+      for (const u of urls) {
+        const img = document.createElement('img');
+        img.src = u; img.alt = '';
+        img.style.cssText = 'position:absolute;inset:0;width:100%%;height:100%%;image-rendering:pixelated;';
+        box.appendChild(img);
+      }
+      const place = () => {
+        const side = Math.max(0, Math.min(block.clientWidth, block.clientHeight) - 60);
+        Object.assign(box.style, {width: side + 'px', height: side + 'px',
+          left: (block.clientWidth - side) / 2 + 'px', top: (block.clientHeight - side) / 2 + 'px'});
+      };
+      if (getComputedStyle(block).position === 'static') block.style.position = 'relative';
+      block.appendChild(box); place();
+      const watch = new ResizeObserver(place); watch.observe(block);
+      held[id] = {box, watch, seen: 0};
+    }
+  };
+  // an editor's input event: it has drawn a picture (the mask editor: its drawing, then its
+  // mask layer); a second later at the latest, its placeholder goes
+  window.pixelnetShown = (id, events) => {
+    const h = held[id];
+    if (!h) return;
+    const drop = () => { h.watch.disconnect(); h.box.remove(); delete held[id]; };
+    if (++h.seen >= events) drop(); else setTimeout(drop, 1000);
   };
 }"""
 
@@ -109,6 +147,21 @@ EDITORS_JS = """() => {
 def editors_js() -> str:
     """The page's preset script (run once, at load), with :func:`page_data`."""
     return EDITORS_JS % json.dumps(page_data(), separators=(",", ":"))
+
+
+def placeholders_js(dataset: str) -> str:
+    """The page's load script: :data:`EDITORS_JS`, then the editors' placeholders (the first
+    example of ``dataset``, its top half kept: :func:`demo.inputs.first_example`)."""
+    return (f"async () => {{ ({editors_js()})(); "
+            f"await window.pixelnetPlaceholders({json.dumps(dataset)}, true); }}")
+
+
+def shown_js(editor: str) -> str:
+    """The script of an editor's input event: its placeholder goes once it has drawn."""
+    events = 2 if editor == "mask" else 1
+    return (f"() => {{ const d = window.pixelnetDrawn = window.pixelnetDrawn || {{}}; "
+            f"d[{editor!r}] = (d[{editor!r}] || 0) + 1; "
+            f"if (window.pixelnetShown) window.pixelnetShown({editor!r}, {events}); }}")
 
 
 def preset_js(name: str) -> str:

@@ -19,7 +19,7 @@ from demo import batcher
 from demo import imaging as im
 from demo import registry
 from demo.components import image_input, raw
-from demo.editors import REPLACING, editors_js, preset_js
+from demo.editors import REPLACING, placeholders_js, preset_js, shown_js
 from demo.inputs import (ANY, DEFAULTS, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS,
                          canvas_levels, drawing_key, fail, first_example, label_control,
                          load_model, model_levels, parse_index, parse_label, parse_samples, parse_temperature, preset_sent,
@@ -430,7 +430,9 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     # Presets are drawn in the page (demo/editors.py): the editors and the preview change at
     # once. Those that keep the drawing read it from the mask editor, then the server sets the
     # exact pictures (the drawing may have changed since the mask editor last showed it).
-    demo.load(None, js=editors_js())
+    demo.load(None, js=placeholders_js(ds0))
+    canvas.input(None, js=shown_js("canvas"), **at_once)
+    mask_canvas.input(None, js=shown_js("mask"), **at_once)
     for name, btn in preset_btns.items():
         if name in REPLACING:
             btn.click(None, [dataset, mask_canvas], [canvas, mask_canvas, frame, sent],
