@@ -23,6 +23,7 @@ import weakref
 from pathlib import Path
 from typing import Callable
 
+import gradio as gr
 import numpy as np
 import torch
 from PIL import Image
@@ -34,10 +35,13 @@ if str(ROOT) not in sys.path:
 import pixelnet  # noqa: E402
 from demo import batcher  # noqa: E402
 from demo import imaging  # noqa: E402
+from demo.components import image_input, raw  # noqa: E402
 from demo.explain_figures import (GROUP_NAMES, centre_summary, context_summary,  # noqa: E402
                                   render_generation_frame, render_likelihoods, render_masks,
                                   render_receptive_fields, render_skew_frame, rf_layout,
                                   rf_pixel_at)
+from demo.inputs import (MAX_TEMPERATURE, canvas_picture, fail, parse_seed,  # noqa: E402
+                         parse_temperature)
 from demo.registry import (ARCH_NAMES as LABELS, DATASET_INFO, DATASETS, architectures,  # noqa: E402
                            class_names, dataset_key, is_untrained, single_scale)
 from pixelnet import explain as ex  # noqa: E402
@@ -316,7 +320,6 @@ class ExplainViews:
         half is regenerated (by a model with fewer levels, from ``known`` quantized).
         ``n_frames`` is capped at the number of generation steps. ``seed`` and
         ``temperature`` are checked (``gr.Error`` with the app's message)."""
-        from demo.inputs import parse_seed, parse_temperature
         seed, temperature = parse_seed(seed), parse_temperature(temperature)
         m = self.get_model(dataset, arch)
         cfg = m.cfg
@@ -329,230 +332,256 @@ class ExplainViews:
         return generation_gif(m, min(int(n_frames), total), seed, known, mask, temperature)
 
 
+# ----------------------------------------------------------------------------- its sections
+# One builder per section, each laying out its components and wiring their events next to
+# them; the handlers are plain functions over the section's ExplainViews.
+
+def friendly(fn: Callable) -> Callable:
+    """``fn`` with its ``ValueError`` (a bad input, a broken checkpoint) as the app's
+    message; the memory of the views' autograd passes is given back after each call."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as e:
+            raise fail(str(e)) from None
+        finally:
+            batcher.trim_memory()       # the views' autograd passes free hundreds of MB
+    return wrapped
+
+
+def figure(first: Callable[[], tuple[Image.Image, str]], elem_id: str, alt: str):
+    """A picture and its Markdown, both first computed when a page loads (``first`` is
+    called once for each: it must be cheap or cached)."""
+    def part(k: int):
+        try:
+            return first()[k]
+        except ValueError as e:         # a broken checkpoint: say so, keep the page
+            return None if k == 0 else f"⚠️ {e}"
+        finally:
+            batcher.trim_memory()
+
+    return (gr.Image(lambda: part(0), type="pil", format="png", interactive=False,
+                     show_label=False, elem_id=elem_id, alt_text=alt),
+            gr.Markdown(lambda: part(1)))
+
+
+def example_canvas(views: ExplainViews, dataset: str) -> dict:
+    """The Likelihood canvas's value: the dataset's first example."""
+    c, levels = views.shape(dataset), views.data_levels(dataset)
+    x = example_levels(f"{dataset}_0", c.channels, levels, c.height, c.width)
+    return imaging.editor_value(x.numpy(), levels)
+
+
+def drawn_levels(views: ExplainViews, dataset: str, value: dict | None) -> torch.Tensor:
+    """The Likelihood canvas's picture as the dataset's image ``(C, H, W)``."""
+    img = canvas_picture(value, "")
+    if img is None:
+        raise fail("Draw or upload an image first.")
+    return views.levels_of(dataset, img)
+
+
+def build_receptive_field(views: ExplainViews, ds0: str) -> None:
+    """1. The receptive field of a clicked pixel, every single-scale architecture side by side."""
+    gr.Markdown("Which earlier pixels can change a pixel's prediction? **Click a pixel** "
+                "in any heatmap (or use the sliders). Computed from the loaded models by "
+                "back-propagating from the features their output layers read at that "
+                "pixel, on random images; exact zeros mean no path at all.")
+    with gr.Row():
+        rf_data = gr.Dropdown(DATASET_CHOICES, value=ds0, label="Dataset", scale=1)
+        rf_i = gr.Slider(0, 27, value=14, step=1, label="Row", scale=2)
+        rf_j = gr.Slider(0, 27, value=14, step=1, label="Column", scale=2)
+        rf_c = gr.Radio(list(GROUP_NAMES), value="R", label="Colour predicted",
+                        visible=False, scale=1)
+    rf_img, rf_text = figure(lambda: views.receptive_field(ds0, 14, 14), "explain_rf",
+                             "receptive-field heatmaps: for each architecture, which "
+                             "earlier pixels can change the chosen pixel's prediction")
+
+    @friendly
+    def rf_click(dataset, channel, i, j, evt: gr.SelectData):
+        hit = views.click(dataset, *evt.index[:2])
+        if hit is not None:
+            i, j = hit
+        img, text = views.receptive_field(dataset, i, j, channel)
+        return img, text, i, j
+
+    @friendly
+    def rf_dataset(dataset):
+        cfg = views.shape(dataset)
+        i, j = cfg.height // 2, cfg.width // 2
+        img, text = views.receptive_field(dataset, i, j, "R")
+        return (gr.update(maximum=cfg.height - 1, value=i),
+                gr.update(maximum=cfg.width - 1, value=j),
+                gr.update(visible=cfg.channels > 1, value="R"), img, text)
+
+    rf_args = [rf_data, rf_i, rf_j, rf_c]
+    rf_img.select(rf_click, [rf_data, rf_c, rf_i, rf_j], [rf_img, rf_text, rf_i, rf_j])
+    rf_i.release(friendly(views.receptive_field), rf_args, [rf_img, rf_text])
+    rf_j.release(friendly(views.receptive_field), rf_args, [rf_img, rf_text])
+    rf_c.input(friendly(views.receptive_field), rf_args, [rf_img, rf_text])
+    rf_data.input(rf_dataset, rf_data, [rf_i, rf_j, rf_c, rf_img, rf_text])
+
+
+def build_masks(views: ExplainViews) -> None:
+    """2. Masks A and B of a model, one kernel per (output, input) colour group."""
+    gr.Markdown("Every convolution of a PixelRNN is masked so that a pixel's features "
+                "never see the future. The features are split into R, G and B groups: "
+                "**mask A** (first layer) lets a group see only the *earlier* colours "
+                "at the centre pixel, **mask B** (every later layer) also its own.")
+    with gr.Row():
+        mk_data = gr.Dropdown(DATASET_CHOICES, value="emoji", label="Dataset")
+        mk_arch = gr.Dropdown([(LABELS[a], a) for a in RF_ARCHS], value=RF_ARCHS[0],
+                              label="Architecture")
+    mk_img, mk_text = figure(lambda: views.masks("emoji", RF_ARCHS[0]), "explain_masks",
+                             "the masks of the masked convolutions: which inputs "
+                             "each output colour may read")
+    for comp in (mk_data, mk_arch):
+        comp.input(friendly(views.masks), [mk_data, mk_arch], [mk_img, mk_text])
+
+
+def build_skew(views: ExplainViews) -> None:
+    """3. The Diagonal BiLSTM's skew, scan, unskew and shift, step by step or played."""
+    gr.Markdown("How the Diagonal BiLSTM processes a whole diagonal at once, computed "
+                "with `pixelnet.layers.skew`/`unskew` on a grid of pixel numbers.")
+    with gr.Row():
+        sk_size = gr.Slider(3, 7, value=5, step=1, label="Grid size")
+        sk_frame = gr.Slider(0, len(views.skew_images(5)) - 1, value=0, step=1,
+                             label="Step")
+        sk_play = gr.Button("Play", variant="primary")
+    sk_img = gr.Image(views.skew_images(5)[0], type="pil", format="png",
+                      interactive=False, show_label=False,
+                      alt_text="the skew of the Diagonal BiLSTM: each row shifted one "
+                               "column more than the one above, step by step")
+
+    def sk_show(size, k):
+        ims = views.skew_images(int(size))
+        return ims[int(min(k, len(ims) - 1))]
+
+    def sk_resize(size):
+        ims = views.skew_images(int(size))
+        return gr.update(maximum=len(ims) - 1, value=0), ims[0]
+
+    def sk_animate(size, k):
+        ims = views.skew_images(int(size))
+        for n in range(int(k) if int(k) < len(ims) - 1 else 0, len(ims)):
+            yield n, ims[n]
+            time.sleep(0.8)
+
+    sk_frame.input(sk_show, [sk_size, sk_frame], sk_img)
+    sk_size.release(sk_resize, sk_size, [sk_frame, sk_img])
+    sk_play.click(sk_animate, [sk_size, sk_frame], [sk_frame, sk_img])
+
+
+def build_likelihood(views: ExplainViews, ds0: str) -> gr.ImageEditor:
+    """4. Every architecture's likelihood of a drawn or uploaded image, or of the preset's
+    images; returns the canvas (the GIF export completes it)."""
+    gr.Markdown("How likely does each model find an image? Draw on the canvas or upload "
+                "a picture (a light one on paper is inverted for the grey datasets): it "
+                "is converted to the dataset's size and levels. The maps show each "
+                "pixel's NLL (bright = surprising), on one colour scale for the figure.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            lk_data = gr.Dropdown(DATASET_CHOICES, value=ds0, label="Dataset")
+            lk_canvas = image_input(
+                lambda: example_canvas(views, ds0), type="pil", image_mode="RGBA",
+                label="Draw or upload", sources=["upload", "clipboard"], format="png",
+                brush=gr.Brush(colors=["#ffffff", "#808080", "#000000"], default_size=12,
+                               color_mode="defaults"),
+                eraser=gr.Eraser(default_size=12), canvas_size=(280, 280), layers=False,
+                transforms=[], height=380)
+        with gr.Column(scale=2, min_width=300):
+            with gr.Row():
+                lk_score = gr.Button("Score this image", variant="primary")
+                lk_preset = gr.Button("Preset: a test example, noise, out of "
+                                      "distribution, blank")
+            lk_img = gr.Image(type="pil", format="png", interactive=False,
+                              show_label=False,
+                              alt_text="the scored images and every architecture's "
+                                       "NLL of each")
+    lk_classes = gr.Markdown("", elem_id="lk-classes")
+    lk_table = gr.Dataframe(headers=["image", "architecture", "NLL (nats)", "bits/dim"],
+                            interactive=False)
+
+    @friendly
+    def lk_score_fn(dataset, value):
+        rows = [("your image", drawn_levels(views, dataset, value))]
+        return (*views.score(dataset, rows), views.levels_note(dataset)
+                + views.classify(dataset, rows))
+
+    @friendly
+    def lk_preset_fn(dataset):
+        cfg = views.shape(dataset)
+        rows = preset_images(dataset, cfg.channels, views.data_levels(dataset),
+                             cfg.height, cfg.width)
+        return (*views.score(dataset, rows), views.levels_note(dataset)
+                + views.classify(dataset, rows))
+
+    lk_data.input(functools.partial(example_canvas, views), lk_data, lk_canvas)
+    lk_score.click(lk_score_fn, [lk_data, lk_canvas], [lk_img, lk_table, lk_classes])
+    lk_preset.click(lk_preset_fn, lk_data, [lk_img, lk_table, lk_classes],
+                    api_name="preset")
+    return lk_canvas
+
+
+def build_gif(views: ExplainViews, ds0: str, canvas: gr.ImageEditor) -> None:
+    """5. A generation exported as an animated GIF, from a blank image or completing the
+    bottom half of the Likelihood ``canvas``."""
+    gr.Markdown("Generate an image and download the generation as an animated GIF, "
+                "one frame per step asked for (evenly spaced; the last frame is the "
+                "finished image).")
+    with gr.Row():
+        gf_data = gr.Dropdown(DATASET_CHOICES, value=ds0, label="Dataset")
+        gf_arch = gr.Dropdown([(LABELS[a], a) for a in architectures(ds0)],
+                              value=architectures(ds0)[0], label="Architecture")
+        gf_frames = gr.Slider(2, 200, value=60, step=1, label="Frames")
+        gf_seed = raw(gr.Number(value=0, precision=0, label="Seed"))
+        gf_temp = raw(gr.Slider(0, MAX_TEMPERATURE, value=1, step=0.05,
+                                label="Temperature"))
+    gf_start = gr.Radio(["blank", "complete the Likelihood canvas's bottom half"],
+                        value="blank", label="Start from")
+    gf_go = gr.Button("Generate GIF", variant="primary")
+    with gr.Row():
+        gf_img = gr.Image(type="filepath", label="Generation", interactive=False,
+                          alt_text="the generation, pixel by pixel, as an animated GIF")
+        gf_file = gr.File(label="Download")
+
+    def gf_dataset(dataset):
+        return gr.update(choices=[(LABELS[a], a) for a in architectures(dataset)],
+                         value=architectures(dataset)[0])
+
+    @friendly
+    def gf_run(dataset, arch, n, seed, temp, start, value):
+        known = None if start == "blank" else drawn_levels(views, dataset, value)
+        path = views.gif(dataset, arch, n, seed, temp, known)
+        return path, path
+
+    gf_data.input(gf_dataset, gf_data, gf_arch)
+    gf_go.click(gf_run, [gf_data, gf_arch, gf_frames, gf_seed, gf_temp, gf_start, canvas],
+                [gf_img, gf_file])
+
+
 def build_explain_tab(get_model: GetModel | None = None) -> ExplainViews:
-    """Lay out the Explain views in the current Gradio context (the app's Explain tab).
-    ``get_model(dataset, arch)`` defaults to ``demo/registry.py``'s."""
-    import gradio as gr
-
-    from demo.components import image_input, raw
-    from demo.inputs import MAX_TEMPERATURE, canvas_picture, fail
-
+    """Lay out the Explain views in the current Gradio context (the app's Explain tab), one
+    sub-tab per section. ``get_model(dataset, arch)`` defaults to ``demo/registry.py``'s."""
     if get_model is None:
         from demo.registry import get_model
     views = ExplainViews(get_model)
     ds0 = DATASET_CHOICES[0][1]
-
-    def friendly(fn: Callable) -> Callable:
-        """``fn`` with its ``ValueError`` (a bad input, a broken checkpoint) as the app's
-        message."""
-        @functools.wraps(fn)
-        def wrapped(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except ValueError as e:
-                raise fail(str(e)) from None
-            finally:
-                batcher.trim_memory()       # the views' autograd passes free hundreds of MB
-        return wrapped
-
-    def canvas_value(dataset):
-        c, levels = views.shape(dataset), views.data_levels(dataset)
-        x = example_levels(f"{dataset}_0", c.channels, levels, c.height, c.width)
-        return imaging.editor_value(x.numpy(), levels)
-
-    def canvas_levels(dataset, value):
-        img = canvas_picture(value, "")
-        if img is None:
-            raise fail("Draw or upload an image first.")
-        return views.levels_of(dataset, img)
-
-    def figure(first: Callable[[], tuple[Image.Image, str]], elem_id: str, alt: str):
-        """A picture and its Markdown, both first computed when a page loads (``first``
-        is called once for each: it must be cheap or cached)."""
-        def part(k: int):
-            try:
-                return first()[k]
-            except ValueError as e:         # a broken checkpoint: say so, keep the page
-                return None if k == 0 else f"⚠️ {e}"
-            finally:
-                batcher.trim_memory()
-
-        return (gr.Image(lambda: part(0), type="pil", format="png", interactive=False,
-                         show_label=False, elem_id=elem_id, alt_text=alt),
-                gr.Markdown(lambda: part(1)))
-
     with gr.Tabs():
         with gr.Tab("Receptive field"):
-            gr.Markdown("Which earlier pixels can change a pixel's prediction? **Click a pixel** "
-                        "in any heatmap (or use the sliders). Computed from the loaded models by "
-                        "back-propagating from the features their output layers read at that "
-                        "pixel, on random images; exact zeros mean no path at all.")
-            with gr.Row():
-                rf_data = gr.Dropdown(DATASET_CHOICES, value=ds0, label="Dataset", scale=1)
-                rf_i = gr.Slider(0, 27, value=14, step=1, label="Row", scale=2)
-                rf_j = gr.Slider(0, 27, value=14, step=1, label="Column", scale=2)
-                rf_c = gr.Radio(list(GROUP_NAMES), value="R", label="Colour predicted",
-                                visible=False, scale=1)
-            rf_img, rf_text = figure(lambda: views.receptive_field(ds0, 14, 14), "explain_rf",
-                                     "receptive-field heatmaps: for each architecture, which "
-                                     "earlier pixels can change the chosen pixel's prediction")
-
-            @friendly
-            def rf_click(dataset, channel, i, j, evt: gr.SelectData):
-                hit = views.click(dataset, *evt.index[:2])
-                if hit is not None:
-                    i, j = hit
-                img, text = views.receptive_field(dataset, i, j, channel)
-                return img, text, i, j
-
-            @friendly
-            def rf_dataset(dataset):
-                cfg = views.shape(dataset)
-                i, j = cfg.height // 2, cfg.width // 2
-                img, text = views.receptive_field(dataset, i, j, "R")
-                return (gr.update(maximum=cfg.height - 1, value=i),
-                        gr.update(maximum=cfg.width - 1, value=j),
-                        gr.update(visible=cfg.channels > 1, value="R"), img, text)
-
-            rf_args = [rf_data, rf_i, rf_j, rf_c]
-            rf_img.select(rf_click, [rf_data, rf_c, rf_i, rf_j], [rf_img, rf_text, rf_i, rf_j])
-            rf_i.release(friendly(views.receptive_field), rf_args, [rf_img, rf_text])
-            rf_j.release(friendly(views.receptive_field), rf_args, [rf_img, rf_text])
-            rf_c.input(friendly(views.receptive_field), rf_args, [rf_img, rf_text])
-            rf_data.input(rf_dataset, rf_data, [rf_i, rf_j, rf_c, rf_img, rf_text])
-
+            build_receptive_field(views, ds0)
         with gr.Tab("Masks A and B"):
-            gr.Markdown("Every convolution of a PixelRNN is masked so that a pixel's features "
-                        "never see the future. The features are split into R, G and B groups: "
-                        "**mask A** (first layer) lets a group see only the *earlier* colours "
-                        "at the centre pixel, **mask B** (every later layer) also its own.")
-            with gr.Row():
-                mk_data = gr.Dropdown(DATASET_CHOICES, value="emoji", label="Dataset")
-                mk_arch = gr.Dropdown([(LABELS[a], a) for a in RF_ARCHS], value=RF_ARCHS[0],
-                                      label="Architecture")
-            mk_img, mk_text = figure(lambda: views.masks("emoji", RF_ARCHS[0]), "explain_masks",
-                                     "the masks of the masked convolutions: which inputs "
-                                     "each output colour may read")
-            for comp in (mk_data, mk_arch):
-                comp.input(friendly(views.masks), [mk_data, mk_arch], [mk_img, mk_text])
-
+            build_masks(views)
         with gr.Tab("Diagonal skew"):
-            gr.Markdown("How the Diagonal BiLSTM processes a whole diagonal at once, computed "
-                        "with `pixelnet.layers.skew`/`unskew` on a grid of pixel numbers.")
-            with gr.Row():
-                sk_size = gr.Slider(3, 7, value=5, step=1, label="Grid size")
-                sk_frame = gr.Slider(0, len(views.skew_images(5)) - 1, value=0, step=1,
-                                     label="Step")
-                sk_play = gr.Button("Play", variant="primary")
-            sk_img = gr.Image(views.skew_images(5)[0], type="pil", format="png",
-                              interactive=False, show_label=False,
-                              alt_text="the skew of the Diagonal BiLSTM: each row shifted one "
-                                       "column more than the one above, step by step")
-
-            def sk_show(size, k):
-                ims = views.skew_images(int(size))
-                return ims[int(min(k, len(ims) - 1))]
-
-            def sk_resize(size):
-                ims = views.skew_images(int(size))
-                return gr.update(maximum=len(ims) - 1, value=0), ims[0]
-
-            def sk_animate(size, k):
-                ims = views.skew_images(int(size))
-                for n in range(int(k) if int(k) < len(ims) - 1 else 0, len(ims)):
-                    yield n, ims[n]
-                    time.sleep(0.8)
-
-            sk_frame.input(sk_show, [sk_size, sk_frame], sk_img)
-            sk_size.release(sk_resize, sk_size, [sk_frame, sk_img])
-            sk_play.click(sk_animate, [sk_size, sk_frame], [sk_frame, sk_img])
-
+            build_skew(views)
         with gr.Tab("Likelihood"):
-            gr.Markdown("How likely does each model find an image? Draw on the canvas or upload "
-                        "a picture (a light one on paper is inverted for the grey datasets): it "
-                        "is converted to the dataset's size and levels. The maps show each "
-                        "pixel's NLL (bright = surprising), on one colour scale for the figure.")
-            with gr.Row():
-                with gr.Column(scale=1, min_width=300):
-                    lk_data = gr.Dropdown(DATASET_CHOICES, value=ds0, label="Dataset")
-                    lk_canvas = image_input(
-                        lambda: canvas_value(ds0), type="pil", image_mode="RGBA",
-                        label="Draw or upload", sources=["upload", "clipboard"], format="png",
-                        brush=gr.Brush(colors=["#ffffff", "#808080", "#000000"], default_size=12,
-                                       color_mode="defaults"),
-                        eraser=gr.Eraser(default_size=12), canvas_size=(280, 280), layers=False,
-                        transforms=[], height=380)
-                with gr.Column(scale=2, min_width=300):
-                    with gr.Row():
-                        lk_score = gr.Button("Score this image", variant="primary")
-                        lk_preset = gr.Button("Preset: a test example, noise, out of "
-                                              "distribution, blank")
-                    lk_img = gr.Image(type="pil", format="png", interactive=False,
-                                      show_label=False,
-                                      alt_text="the scored images and every architecture's "
-                                               "NLL of each")
-            lk_classes = gr.Markdown("", elem_id="lk-classes")
-            lk_table = gr.Dataframe(headers=["image", "architecture", "NLL (nats)", "bits/dim"],
-                                    interactive=False)
-
-            @friendly
-            def lk_score_fn(dataset, value):
-                rows = [("your image", canvas_levels(dataset, value))]
-                return (*views.score(dataset, rows), views.levels_note(dataset)
-                        + views.classify(dataset, rows))
-
-            @friendly
-            def lk_preset_fn(dataset):
-                cfg = views.shape(dataset)
-                rows = preset_images(dataset, cfg.channels, views.data_levels(dataset),
-                                     cfg.height, cfg.width)
-                return (*views.score(dataset, rows), views.levels_note(dataset)
-                        + views.classify(dataset, rows))
-
-            lk_data.input(canvas_value, lk_data, lk_canvas)
-            lk_score.click(lk_score_fn, [lk_data, lk_canvas], [lk_img, lk_table, lk_classes])
-            lk_preset.click(lk_preset_fn, lk_data, [lk_img, lk_table, lk_classes],
-                            api_name="preset")
-
+            canvas = build_likelihood(views, ds0)
         with gr.Tab("Export GIF"):
-            gr.Markdown("Generate an image and download the generation as an animated GIF, "
-                        "one frame per step asked for (evenly spaced; the last frame is the "
-                        "finished image).")
-            with gr.Row():
-                gf_data = gr.Dropdown(DATASET_CHOICES, value=ds0, label="Dataset")
-                gf_arch = gr.Dropdown([(LABELS[a], a) for a in architectures(ds0)],
-                                      value=architectures(ds0)[0], label="Architecture")
-                gf_frames = gr.Slider(2, 200, value=60, step=1, label="Frames")
-                gf_seed = raw(gr.Number(value=0, precision=0, label="Seed"))
-                gf_temp = raw(gr.Slider(0, MAX_TEMPERATURE, value=1, step=0.05,
-                                        label="Temperature"))
-            gf_start = gr.Radio(["blank", "complete the Likelihood canvas's bottom half"],
-                                value="blank", label="Start from")
-            gf_go = gr.Button("Generate GIF", variant="primary")
-            with gr.Row():
-                gf_img = gr.Image(type="filepath", label="Generation", interactive=False,
-                                  alt_text="the generation, pixel by pixel, as an animated GIF")
-                gf_file = gr.File(label="Download")
-
-            def gf_dataset(dataset):
-                return gr.update(choices=[(LABELS[a], a) for a in architectures(dataset)],
-                                 value=architectures(dataset)[0])
-
-            @friendly
-            def gf_run(dataset, arch, n, seed, temp, start, value):
-                known = None if start == "blank" else canvas_levels(dataset, value)
-                path = views.gif(dataset, arch, n, seed, temp, known)
-                return path, path
-
-            gf_data.input(gf_dataset, gf_data, gf_arch)
-            gf_go.click(gf_run, [gf_data, gf_arch, gf_frames, gf_seed, gf_temp, gf_start,
-                                 lk_canvas], [gf_img, gf_file])
+            build_gif(views, ds0, canvas)
     return views
 
 
 if __name__ == "__main__":                 # the tab alone: python demo/explain_tab.py
-    import gradio as gr
-
     with gr.Blocks(title="PixelNet: Explain") as app:
         with gr.Tab("Explain"):
             build_explain_tab()

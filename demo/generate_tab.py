@@ -19,11 +19,12 @@ from demo import batcher
 from demo import imaging as im
 from demo import registry
 from demo.components import image_input, raw
+from demo.editors import REPLACING, placeholders_js, preset_js, shown_js
 from demo.inputs import (ANY, DEFAULTS, MAX_GUIDANCE, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS,
-                         fail, first_example, label_control, load_model, model_levels,
-                         parse_guidance, parse_index, parse_label, parse_samples,
-                         parse_temperature, preset_sent, preview, shape, start_inputs,
-                         sync_drawn, upload)
+                         canvas_levels, drawing_key, fail, first_example, label_control,
+                         load_model, model_levels, parse_guidance, parse_index, parse_label,
+                         parse_samples, parse_temperature, preset_sent, preview, shape,
+                         start_inputs, sync_drawn, upload)
 from demo.registry import (ARCH_NAMES, DATASET_INFO, DATASETS, architectures, dataset_key, describe,
                            of_levels)
 from demo.runs import STOPS, VIEWERS, Run, follow, press_stop, stopped_line
@@ -325,8 +326,11 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     gray_brush = gr.Brush(colors=["#ffffff", "#808080", "#000000"], default_size=12,
                           color_mode="defaults")
     run_state = gr.State(None)
-    with gr.Row(equal_height=False):
-        # first in the page (Tab order, a phone's first screen); CSS shows it on the right
+    # Five columns, in the page's order (Tab order, a phone's single column): the sample,
+    # Inspect, the two editors, the controls. demo/theme.py shows them on a wide screen as
+    # canvas | mask | sample over controls | Inspect | sample: Inspect's answer sits under
+    # the mask editor, beside the sample and its chart.
+    with gr.Row(equal_height=False, elem_id="generate-row"):
         with gr.Column(scale=1, min_width=320, elem_id="sample-col"):
             with gr.Row():
                 go = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -344,8 +348,8 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                              alt_text="bar chart: the model's softmax for the current "
                                       "pixel, the sampled value in red")
             progress = gr.Markdown("", elem_id="progress", label="progress")
-            # Inspect beside the sample (its answer first): by a click on the sample, or
-            # from the keyboard
+        with gr.Column(scale=1, min_width=300, elem_id="inspect-panel"):
+            # by a click on the sample, or from the keyboard: the answer first
             inspect_text = gr.Markdown(INSPECT_HELP, elem_id="inspect-text")
             inspect_xy = gr.Textbox("", visible="hidden", elem_id="inspect-xy",
                                     label="the point clicked on the sample")
@@ -370,11 +374,6 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                 brush=gray_brush, eraser=gr.Eraser(default_size=12),
                 canvas_size=size, layers=False, transforms=[],
                 elem_id="canvas", elem_classes="pixelated", height=EDITOR_H)
-            with gr.Row():
-                preset_btns = {p: gr.Button(p, size="sm", elem_id=f"preset-{k}")
-                               for k, p in enumerate(PRESETS)}
-            upload_btn = gr.UploadButton("Upload an image (any size)", file_count="single",
-                                         size="sm", elem_id="upload")
         with gr.Column(scale=1, min_width=300, elem_id="mask-col"):
             mask_canvas = image_input(
                 mask0, label="Mask (red = generate)",
@@ -384,6 +383,12 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                 eraser=gr.Eraser(default_size=14), canvas_size=size, layers=False,
                 transforms=[], elem_id="mask", elem_classes="pixelated",
                 height=EDITOR_H)
+        with gr.Column(scale=1, min_width=300, elem_id="controls-col"):
+            with gr.Row():
+                preset_btns = {p: gr.Button(p, size="sm", elem_id=f"preset-{k}")
+                               for k, p in enumerate(PRESETS)}
+            upload_btn = gr.UploadButton("Upload an image (any size)", file_count="single",
+                                         size="sm", elem_id="upload")
             with gr.Row():
                 dataset = raw(gr.Dropdown(list(DATASETS), value=ds0, label="Dataset",
                                           elem_id="dataset"))
@@ -430,10 +435,23 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     # place of an editor's picture (which then keeps its content).
     at_once = dict(api_visibility="private", queue=False, show_progress="hidden")
     previewed = dict(fn=preview, inputs=[canvas, mask_canvas, dataset], outputs=frame, **at_once)
-    sent = gr.State(None)       # the drawing last sent to the editors (levels): see sync_drawn
+    # the key of the drawing last sent to the editors (see sync_drawn); set by the page too
+    sent = gr.Textbox(drawing_key(canvas_levels(canvas0, ds0)), visible="hidden",
+                      elem_id="drawing-key", label="drawing sent")
+    # Presets are drawn in the page (demo/editors.py): the editors and the preview change at
+    # once. Those that keep the drawing read it from the mask editor, then the server sets the
+    # exact pictures (the drawing may have changed since the mask editor last showed it).
+    demo.load(None, js=placeholders_js(ds0))
+    canvas.input(None, js=shown_js("canvas"), **at_once)
+    mask_canvas.input(None, js=shown_js("mask"), **at_once)
     for name, btn in preset_btns.items():
-        btn.click(partial(preset_sent, name), [dataset, canvas, seed],
-                  [canvas, mask_canvas, sent], **at_once).success(**previewed)
+        if name in REPLACING:
+            btn.click(None, [dataset, mask_canvas], [canvas, mask_canvas, frame, sent],
+                      js=preset_js(name), **at_once)
+        else:
+            btn.click(None, [dataset, mask_canvas], [mask_canvas, frame], js=preset_js(name),
+                      **at_once).then(partial(preset_sent, name), [dataset, canvas, seed],
+                                      [canvas, mask_canvas, sent], **at_once).success(**previewed)
     upload_btn.upload(upload, [upload_btn, dataset], [canvas, mask_canvas],
                       api_name="upload", show_progress="hidden").success(**previewed)
     canvas.input(sync_drawn, [canvas, mask_canvas, dataset, sent], [mask_canvas, sent],

@@ -306,23 +306,38 @@ def sync_mask(canvas: dict | None, mask_canvas: dict | None, dataset: str) -> di
     return im.mask_editor_value(x, shape(dataset)[2], canvas_mask(mask_canvas, dataset))
 
 
+def drawing_key(x: np.ndarray) -> str:
+    """A short name of the drawing ``x`` (levels ``(C, H, W)``, each below 256): its shape
+    and the 32-bit FNV-1a hash of its values, as the page's preset script computes it
+    (``demo/editors.py``)."""
+    x = np.asarray(x)
+    h = 0x811C9DC5
+    for v in x.astype(np.uint8).ravel().tolist():
+        h = ((h ^ v) * 0x01000193) & 0xFFFFFFFF
+    C, H, W = x.shape
+    return f"{C}x{H}x{W}:{h:08x}"
+
+
 def sync_drawn(canvas: dict | None, mask_canvas: dict | None, dataset: str,
-               sent: np.ndarray | None) -> tuple[dict, np.ndarray]:
-    """:func:`sync_mask` after a stroke on the canvas, and the drawing it shows (levels). The
-    editor also fires its ``input`` event when it loads a picture the app sent (``sent``, e.g.
-    by a preset): then nothing is redrawn (``gr.skip()``), as the mask was sent with it and
-    may not have loaded yet (reading it then would bring back the old mask)."""
+               sent: str | None) -> tuple[dict, str]:
+    """:func:`sync_mask` after a stroke on the canvas, and the key (:func:`drawing_key`) of
+    the drawing it shows. The editor also fires its ``input`` event when it loads a picture
+    the app sent (``sent``: its key, e.g. set by a preset): then nothing is redrawn
+    (``gr.skip()``), as the mask was sent with it and may not have loaded yet (reading it
+    then would bring back the old mask)."""
     x = canvas_levels(canvas, dataset)
-    if sent is not None and sent.shape == x.shape and (sent == x).all():
+    key = drawing_key(x)
+    if key == sent:
         return gr.skip(), sent
-    return sync_mask(canvas, mask_canvas, dataset), x
+    return sync_mask(canvas, mask_canvas, dataset), key
 
 
 def preset_sent(preset: str, dataset: str, canvas: dict | None, seed: float | None
-                ) -> tuple[dict, dict, np.ndarray]:
-    """:func:`apply_preset`'s two canvases and the drawing they show (for :func:`sync_drawn`)."""
+                ) -> tuple[dict, dict, str]:
+    """:func:`apply_preset`'s two canvases and the key of the drawing they show (for
+    :func:`sync_drawn`)."""
     drawing, mask = apply_preset(preset, dataset, canvas, seed)
-    return drawing, mask, canvas_levels(drawing, dataset)
+    return drawing, mask, drawing_key(canvas_levels(drawing, dataset))
 
 
 def preview(canvas: dict | None, mask_canvas: dict | None, dataset: str) -> np.ndarray:

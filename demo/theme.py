@@ -45,11 +45,23 @@ CSS = """
 #canvas .top-panel .zoom-number, #mask .top-panel .zoom-number,
 #canvas .top-panel .separator, #mask .top-panel .separator { display: none !important; }
 
-/* The sample column comes first in the page (Tab order, phones) but sits on the right of a
-   wide screen. */
+/* The Generate tab's columns come in the page's order sample, Inspect, canvas, mask,
+   controls (Tab order; a phone's single column). A wide screen shows them as a grid:
+       canvas    mask     sample
+       controls  Inspect  sample
+   so that Inspect's answer sits beside the sample and its chart. The first row is as tall
+   as the editors (the sample spans the flexible second row, so it does not stretch it). */
 @media (min-width: 1000px) {
-  #sample-col { order: 3; }
+  #generate-row { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr));
+                  grid-template-rows: auto 1fr; align-items: start; }
+  #canvas-col { grid-area: 1 / 1; }
+  #mask-col { grid-area: 1 / 2; }
+  #controls-col { grid-area: 2 / 1; }
+  #inspect-panel { grid-area: 2 / 2; }
+  #sample-col { grid-area: 1 / 3 / 3 / 4; }
 }
+/* Inspect's answer keeps its room (its chart does not move as the answer's length changes). */
+#inspect-text { min-height: 5.2em; }
 /* Generate and Stop side by side at any width. */
 #sample-col .row:has(#generate) { flex-wrap: nowrap; }
 #sample-col .row:has(#generate) > * { min-width: 0 !important; }

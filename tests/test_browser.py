@@ -7,6 +7,7 @@ It draws the top of a 7 on the canvas, keeps the top half, clicks Generate, wait
 frame, checks that the stroke was kept and the rest generated, inspects a pixel, and saves
 a screenshot (``$PIXELNET_SCREENSHOT``, else ``app.png`` in pytest's temporary folder).
 """
+import base64
 import io
 import os
 import shutil
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demo import app, registry
+from demo import app, inputs, registry
 from demo import imaging as im
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -95,7 +96,11 @@ def page(chromium, url):            # chromium first: no app started for a skipp
 def frame_image(pg) -> np.ndarray:
     """The sample panel's current image, as the browser fetched it."""
     src = pg.locator("#frame img").get_attribute("src")
-    return np.asarray(Image.open(io.BytesIO(pg.request.get(src).body())).convert("RGB"))
+    if src.startswith("data:"):                     # a preview drawn in the page (a preset)
+        body = base64.b64decode(src.split(",", 1)[1])
+    else:
+        body = pg.request.get(src).body()
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
 
 
 def new_frame(pg, before: str, timeout: float = 30) -> np.ndarray:
@@ -368,17 +373,87 @@ PRESERVE_JS = """(() => {
 })()"""
 
 
-def test_editors_keep_their_content(page, url):
-    """After a preset both editors show it (no spinner); after a bad upload they keep it and
-    the app's message says what is wrong (no "Error" badge in their place)."""
+EDITOR_CELLS_JS = """async sel => {
+  // The picture an editor shows, one letter a model pixel (d dark, r red, w white, o other),
+  // rows joined by '/': its box is that of the dark and red screen pixels (white margins
+  // around it); each cell read at its centre.
+  await new Promise(r => requestAnimationFrame(r));
+  const c = document.querySelector(sel + ' canvas'), n = 28, copy = document.createElement('canvas');
+  copy.width = c.width; copy.height = c.height;
+  const cx = copy.getContext('2d'); cx.drawImage(c, 0, 0);
+  const d = cx.getImageData(0, 0, c.width, c.height).data;
+  const kind = (x, y) => { const i = 4 * (y * c.width + x);
+    return d[i] > 100 && d[i + 1] < 0.6 * d[i] ? 'r' : d[i] < 60 && d[i + 1] < 60 && d[i + 2] < 60 ? 'd' :
+           d[i] > 200 && d[i + 1] > 200 && d[i + 2] > 200 ? 'w' : 'o'; };
+  let x0 = c.width, y0 = c.height, x1 = -1, y1 = -1;
+  for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++)
+    if ('dr'.includes(kind(x, y))) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
+  if (x1 < 0) return '';
+  const rows = [];
+  for (let i = 0; i < n; i++) { let row = '';
+    for (let j = 0; j < n; j++) row += kind(Math.floor(x0 + (j + 0.5) * (x1 - x0 + 1) / n),
+                                            Math.floor(y0 + (i + 0.5) * (y1 - y0 + 1) / n));
+    rows.push(row); }
+  return rows.join('/');
+}"""
+
+
+def test_editors_show_presets_and_keep_their_content(page, url):
+    """A preset shows in both editors (drawn in the page) and in the sample's preview (no
+    spinner); after a bad upload they keep it and the app's message says what is wrong (no
+    "Error" badge in their place)."""
     pg = page.context.browser.new_page(viewport={"width": 1280, "height": 800})
     try:
         pg.add_init_script(PRESERVE_JS)
         pg.goto(url)
         pg.wait_for_selector("#canvas canvas", timeout=60_000)
+        presets_show_in_the_editors(pg)
         editors_keep_their_content(pg)
     finally:
         pg.close()
+
+
+def presets_show_in_the_editors(pg) -> None:
+    """Blank, Random example, Blank, Keep top half: the pictures both editors show, cell by
+    cell (each differs from the one before), and the preview."""
+
+    def cells(sel: str, ok, timeout: float = 15) -> list[str]:
+        deadline = time.time() + timeout
+        while True:
+            grid = pg.evaluate(EDITOR_CELLS_JS, sel).split("/")
+            if (len(grid) == 28 and ok(grid)) or time.time() > deadline:
+                return grid
+            time.sleep(0.1)
+
+    def top_kept(grid):            # the bottom half red, none of the top
+        return all(set(r) == {"r"} for r in grid[14:]) and not any("r" in r for r in grid[:14])
+
+    def blank_shown():
+        js_click(pg, "#preset-0")                                  # Blank: black, all red
+        blank = cells("#canvas", lambda g: all(set(r) == {"d"} for r in g))
+        assert all(set(r) == {"d"} for r in blank), f"the canvas is not blank: {blank}"
+        red = cells("#mask", lambda g: all(set(r) == {"r"} for r in g))
+        assert all(set(r) == {"r"} for r in red), f"the mask is not all red: {red}"
+        deadline = time.time() + 15
+        while not im.pending_cells(frame_image(pg)).all() and time.time() < deadline:
+            time.sleep(0.1)
+        assert im.pending_cells(frame_image(pg)).all(), "the preview does not show Blank"
+        key = pg.locator("#drawing-key textarea, #drawing-key input").first.input_value()
+        assert key == inputs.drawing_key(inputs.blank("mnist")), \
+            "the page and the server name the drawing differently"
+
+    blank_shown()
+    js_click(pg, "#preset-3")                                  # Random example
+    drawing = cells("#canvas", lambda g: 20 < sum(r.count("w") for r in g) < 400 and
+                    not any("r" in r for r in g))
+    assert 20 < sum(r.count("w") for r in drawing) < 400, f"the canvas shows no example: {drawing}"
+    mask = cells("#mask", top_kept)
+    assert top_kept(mask), f"the mask editor does not keep the top half: {mask}"
+    assert mask[:14] == drawing[:14], "the mask editor does not show the drawing under its mask"
+
+    blank_shown()
+    js_click(pg, "#preset-2")                                  # Keep top half (of the blank)
+    assert top_kept(cells("#mask", top_kept)), "the mask editor does not show Keep top half"
 
 
 def editors_keep_their_content(pg) -> None:
@@ -408,7 +483,8 @@ def editors_keep_their_content(pg) -> None:
 
 def test_inspect_during_a_run_by_click_and_keyboard(projector):
     """During a Slow run (the first example's bottom half: 392 pixels, about 20 s) Inspect
-    shows a pixel already drawn (a click), right beside the sample, and says that one still
+    shows a pixel already drawn (a click) beside the sample, on the first screen of a 1280x800
+    projector (its answer right of the sample or level with it), and says that one still
     to come will be (row and column typed, Enter); after Stop, a pixel never drawn says the
     run was stopped before it."""
     pg = projector
@@ -426,8 +502,13 @@ def test_inspect_during_a_run_by_click_and_keyboard(projector):
     pg.wait_for_function("[...document.querySelectorAll('#inspect img')].some(i => i.complete && "
                          "i.naturalWidth > 0)", timeout=30_000)
     frame, answer, chart = boxes(pg, ["#frame", "#inspect-text", "#inspect"]).values()
-    below = frame["y"] + frame["height"]
-    assert answer["y"] - below < 300 and chart["y"] - below < 400, "Inspect is far from the sample"
+    for what, b in (("answer", answer), ("chart", chart)):     # seen without scrolling
+        assert b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["width"] <= 1280 and \
+            b["y"] + b["height"] <= 800, f"Inspect's {what} {b} is not within 1280x800"
+    assert pg.evaluate("window.scrollY") == 0, "the page scrolled"
+    beside = answer["x"] >= frame["x"] + frame["width"] or \
+        (answer["y"] < frame["y"] + frame["height"] and frame["y"] < answer["y"] + answer["height"])
+    assert beside, f"Inspect's answer {answer} is not beside the sample {frame}"
 
     during = pg.locator("#progress").inner_text()
     pg.locator("#inspect-row input").fill("27")                      # the keyboard path
