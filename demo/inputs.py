@@ -324,11 +324,12 @@ def sync_drawn(canvas: dict | None, mask_canvas: dict | None, dataset: str,
     the drawing it shows. The editor also fires its ``input`` event when it loads a picture
     the app sent (``sent``: its key, e.g. set by a preset): then nothing is redrawn
     (``gr.skip()``), as the mask was sent with it and may not have loaded yet (reading it
-    then would bring back the old mask)."""
+    then would bring back the old mask). Nor is the key sent back: an answer that arrives
+    after a preset has set a new key (the page's own, at once) would bring back the old one."""
     x = canvas_levels(canvas, dataset)
     key = drawing_key(x)
     if key == sent:
-        return gr.skip(), sent
+        return gr.skip(), gr.skip()
     return sync_mask(canvas, mask_canvas, dataset), key
 
 
