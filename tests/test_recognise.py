@@ -111,7 +111,7 @@ def test_recognisability_of_a_tiny_conditional_model():
     # the free-sample figures depend only on the seed
     again = recognisability(model, clf, per_class=0, free=3, seed=0, real=0)
     assert again["free_classes"] == r["free_classes"] and again["conditional_accuracy"] is None
-    assert "classified as asked" in recognise.summary(r)
+    assert "classified as asked" in recognise.summary(r) and "class strength 2" in recognise.summary(r)
     assert "classified as asked" not in recognise.summary(again)
 
 

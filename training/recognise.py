@@ -444,6 +444,10 @@ def summary(r: dict) -> str:
                      f"({r['per_class']} per class: {per})"
                      + (f" against the classifier's {ref:.1%} on real test images"
                         if ref is not None else ""))
+    if r.get("guided_accuracy") is not None:
+        per = ", ".join(f"{k} {v:.0%}" for k, v in r["guided_per_class_accuracy"].items())
+        parts.append(f"at class strength {r['guidance']:g} (classifier-free guidance): "
+                     f"{r['guided_accuracy']:.1%} ({per})")
     return "; ".join(parts)
 
 
