@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import pixelnet
-from pixelnet.sampling import MAX_SAMPLES, draw_noise, drawn_from
+from pixelnet.sampling import MAX_SAMPLES, conditionals, draw_noise
 
 MAX_BATCH = min(int(os.environ.get("PIXELNET_MAX_BATCH", "32")), MAX_SAMPLES)
 """The most runs stepped together."""
@@ -206,19 +206,18 @@ class Batch:
     def score(self, gen: np.ndarray) -> None:
         """NLL of every image (under the model, given its class), the distributions of its
         kept sub-pixels (those it would have been drawn from: at its temperature and guidance)
-        and its entropy map, from one forward pass per ``SCORE_CHUNK`` images (two more where
-        a run is guided)."""
+        and its entropy map, from one forward pass per ``SCORE_CHUNK`` images (of twice as
+        many where a run is guided: ``pixelnet.sampling.conditionals``)."""
         for s in range(0, len(self.jobs), SCORE_CHUNK):
             rows = slice(s, s + SCORE_CHUNK)
             x = torch.from_numpy(self.image[rows])
             with torch.no_grad():
                 y = None if self.y is None else self.y[rows]      # scored given its class
-                logits = self.model(x, y=y).float()                        # (b, L, C, H, W)
+                logits, drawn = conditionals(self.model, x, y, self.guidance[rows])
+                logits = logits.float()                                    # (b, L, C, H, W)
                 self.nll[rows] = F.cross_entropy(logits, x, reduction="none").flatten(1).sum(1)
-                if y is not None and (self.guidance[rows] != 1).any():
-                    logits = drawn_from(self.model, x, y, self.guidance[rows]).float()
                 t = torch.tensor([j.temperature for j in self.jobs[rows]])
-                p = tempered(logits, t).movedim(1, -1).numpy()             # (b, C, H, W, L)
+                p = tempered(drawn.float(), t).movedim(1, -1).numpy()      # (b, C, H, W, L)
             kept = ~gen[rows]
             self.probs[rows][kept] = p[kept]
             ent = -(p * np.log2(np.where(p > 0, p, 1))).sum(-1).sum(1)     # (b, H, W)

@@ -203,15 +203,24 @@ def drawn_from(model: Model, x: torch.Tensor, y: torch.Tensor | int | None = Non
                guidance: float | Sequence[float] | torch.Tensor = 1.0) -> torch.Tensor:
     """The logits ``(B, L, C, H, W)`` every sub-pixel of the images ``x`` is drawn from,
     before temperature, given the sub-pixels before it: the model's own (``model(x, y)``),
-    or, for guided images, :func:`guided` log-probabilities. One forward pass, two if any
-    image is guided (arguments as :func:`sample`)."""
+    or, for guided images, :func:`guided` log-probabilities (arguments as :func:`sample`)."""
+    return conditionals(model, x, y, guidance)[1]
+
+
+def conditionals(model: Model, x: torch.Tensor, y: torch.Tensor | int | None = None,
+           guidance: float | Sequence[float] | torch.Tensor = 1.0
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(model(x, y), drawn_from(model, x, y, guidance))`` from one forward pass: of ``x``,
+    or, if any image is guided, of the doubled batch ``[x given y, x given no class]``."""
     n = x.shape[0]
     labels, scales = model.labels(y, n), guidances(guidance, n)
     if not is_guided(model, labels, scales):
-        return model(x, y)
+        logits = model(x, y)
+        return logits, logits
     y = torch.where(labels == model.cfg.classes, NO_CLASS, labels)             # (n,)
     both = model(torch.cat([x, x]), torch.cat([y, torch.full_like(y, NO_CLASS)]))
-    return guided(both.double(), n, scales.to(both.device).view(n, 1, 1, 1, 1)).to(both.dtype)
+    drawn = guided(both.double(), n, scales.to(both.device).view(n, 1, 1, 1, 1))
+    return both[:n], drawn.to(both.dtype)
 
 
 # ----------------------------------------------------------------------------- engines

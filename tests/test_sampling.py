@@ -268,5 +268,8 @@ def test_drawn_from_gives_each_steps_distribution(arch):
     with torch.no_grad():
         p = torch.softmax(pixelnet.sampling.drawn_from(m, events[-1].image, y, s).double(), 1)
         assert torch.equal(pixelnet.sampling.drawn_from(m, events[-1].image, y), m(events[-1].image, y))
+        model_logits, drawn = pixelnet.sampling.conditionals(m, events[-1].image, y, s)
+        torch.testing.assert_close(model_logits, m(events[-1].image, y))   # the NLL's, one pass
+        torch.testing.assert_close(torch.softmax(drawn.double(), 1), p)
     for ev in events:
         torch.testing.assert_close(ev.probs.double(), p[:, :, ev.c, ev.i, ev.j], rtol=1e-4, atol=1e-5)
