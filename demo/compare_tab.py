@@ -16,7 +16,7 @@ import torch
 import pixelnet
 from demo import batcher
 from demo import imaging as im
-from demo.components import raw
+from demo.components import inlined, raw
 from demo.generate_tab import FRAME_H, GenerateTab
 from demo.inputs import (ANY, DEFAULTS, fail, label_choices, label_control, load_model,
                          model_levels, parse_guidance, parse_label, shape, start_inputs)
@@ -157,8 +157,9 @@ def build_compare_tab(demo: gr.Blocks, g: GenerateTab) -> None:
 
     compare_inputs = [g.canvas, g.mask_canvas, g.dataset, g.temperature, g.seed, g.speed,
                       compare_label, g.guidance]
-    compare_btn.click(compare_panels, compare_inputs, [*compare_imgs, compare_table],
-                      api_visibility="private", concurrency_id="sampler")
+    # its images inside its updates, each panel with its progress line (components.inlined)
+    compare_btn.click(inlined(compare_panels), compare_inputs, [*compare_imgs, compare_table],
+                      postprocess=False, api_visibility="private", concurrency_id="sampler")
     # /compare for API clients, its outputs as before: (side by side, table)
     gr.Button(visible=False).click(compare, compare_inputs, [compare_img, compare_table],
                                    api_name="compare", concurrency_id="sampler")

@@ -1,5 +1,5 @@
 """Gradio components of the app with bounded input (their values are checked in
-``demo/inputs.py``).
+``demo/inputs.py``), and images sent inside a run's updates.
 
 Gradio's ``ImageEditor`` decodes (and converts to RGBA) every image it receives before the
 handler runs: a 140 KB PNG of 12000x12000 pixels becomes 576 MB. :func:`image_input` first
@@ -8,7 +8,14 @@ format) and refuses with the app's own message, naming the component, never a se
 """
 from __future__ import annotations
 
+import base64
+import functools
+import io
+from typing import Callable, Iterator
+
 import gradio as gr
+import numpy as np
+from PIL import Image
 
 from demo import imaging as im
 from demo.inputs import fail
@@ -54,3 +61,35 @@ def raw(component: gr.components.Component) -> gr.components.Component:
     among a dropdown's choices, a temperature outside the slider)."""
     component.preprocess = lambda payload: payload
     return component
+
+
+def inline(img: np.ndarray | Image.Image) -> dict:
+    """An image as a ``gr.Image`` value that carries its pixels: a PNG data URL, which the page
+    shows as soon as the update arrives. A file (what ``gr.Image`` sends by default) is fetched
+    by the browser afterwards, one request per frame, late on a busy server: the progress line
+    ran rows ahead of its frame. No ``meta``: Gradio passes it through as it is (an event with
+    ``postprocess=False``)."""
+    buf = io.BytesIO()
+    (img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img, np.uint8))
+     ).save(buf, "PNG")
+    return dict(path=None, url="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
+                size=buf.tell(), orig_name="image.png", mime_type="image/png", is_stream=False,
+                meta=None)
+
+
+def inlined(fn: Callable[..., Iterator[tuple]]) -> Callable[..., Iterator[tuple]]:
+    """The stream ``fn`` (a handler) with every image of its updates :func:`inline`, also
+    inside ``gr.update``; wire it with ``postprocess=False``. Its signature is ``fn``'s, so
+    that Gradio still passes ``gr.Request``."""
+    def one(v):
+        if isinstance(v, (np.ndarray, Image.Image)):
+            return inline(v)
+        if isinstance(v, dict) and isinstance(v.get("value"), (np.ndarray, Image.Image)):
+            return {**v, "value": inline(v["value"])}
+        return v
+
+    @functools.wraps(fn)
+    def stream(*args, **kwargs):
+        for out in fn(*args, **kwargs):
+            yield tuple(one(v) for v in out)
+    return stream

@@ -1,17 +1,26 @@
-"""The editors' presets in the browser: a preset click redraws the canvas, the mask and the
-sample's preview at once, without a round trip to the server.
+"""The editors in the browser: a preset or a stroke shows in both editors at once, without
+waiting for the server.
 
-A preset through the server took 0.7 to 3.3 s on the busy 2-core machine (measured, README
-"The editors"): the browser first uploads both editors' pictures, the handler draws new ones,
-the browser fetches them, then the editors load them. Here the page holds the shipped examples
-once (:func:`page_data`, at the dataset's levels), and :data:`EDITORS_JS` draws the pictures
-the server would (:func:`demo.imaging.editor_value`, ``mask_editor_value``, ``render_frame``)
-as data URLs. ``Blank`` and ``Random example`` need nothing else. ``Keep top half`` and
-``Seed pixel`` keep the drawing: the page reads it from the mask editor's background (the
-drawing as last sent to it); the server's preset follows them and sets the exact pictures.
+An image editor is slow to show a picture it is sent (its script loads it into WebGL), and a
+picture from the server first waits for the round trip (times: README, "The editors"). So the
+page draws what the editors will show and lays it over them
+(a *cover*) until they have drawn it themselves:
 
-The page names the drawing it sets as :func:`demo.inputs.drawing_key` does, so that the canvas's own event, fired when it loads a picture the app sent, can tell
-that picture from a stroke (:func:`demo.inputs.sync_drawn`).
+- Presets: the page holds the shipped examples once (:func:`page_data`, at the dataset's
+  levels) and draws the pictures the server would (:func:`demo.imaging.editor_value`,
+  ``mask_editor_value``, ``render_frame``) as data URLs. ``Blank`` and ``Random example`` need
+  nothing else. ``Keep top half`` and ``Seed pixel`` keep the drawing: the page reads it from
+  the mask editor's background (the drawing as last sent to it); the server's preset follows
+  them and sets the exact pictures.
+- A stroke on the canvas: the page reads the canvas editor's picture just before and after the
+  stroke and covers the mask editor with its own picture, the cells the stroke changed redrawn
+  (quantized as the server does, red over them where the mask is); the server's answer
+  (:func:`demo.inputs.sync_drawn`) then sets the mask editor's drawing. A cell the brush only
+  grazes may come out differently there.
+
+The page names the drawing it sets as :func:`demo.inputs.drawing_key` does, so that the
+canvas's own event, fired when it loads a picture the app sent, can tell that picture from a
+stroke (:func:`demo.inputs.sync_drawn`).
 """
 from __future__ import annotations
 
@@ -86,7 +95,7 @@ EDITORS_JS = """() => {
     };
     img.onerror = fail; img.src = url;
   });
-  window.pixelnetPreset = async (name, dataset, mask, first) => {
+  window.pixelnetPreset = async (name, dataset, mask, first, covered = true) => {
     const d = P.datasets[dataset];
     let x;
     if (first) x = bytes(d.examples.length ? d.examples[0] : d.blank);   // the page's first canvas
@@ -100,47 +109,140 @@ EDITORS_JS = """() => {
     const layer = picture(d, (i, j) => gen(i, j) ? P.mask : [0, 0, 0, 0]);
     const frame = picture(d, (i, j, X, Y) => !gen(i, j) ? rgb(x, d, i, j) :
                                               (X + Y) %% P.period < P.width ? P.stripe : P.pending);
+    if (covered) {                       // shown at once; the editors follow
+      if (name === 'Blank' || name === 'Random example') cover('canvas', [drawing], 1);
+      cover('mask', [drawing, layer], 2);
+    }
     return {canvas: {background: file(drawing), layers: [], composite: null},
             mask: {background: file(drawing), layers: [file(layer)], composite: null},
             frame: file(frame), key: key(x, d), drawing, layer};
   };
-  // Until an editor has drawn its first picture (its script starts WebGL, then fetches the
-  // picture: about 2.5 s after the sample on the busy 2-core machine), the picture is shown
-  // over it where it will be drawn: a square of the editor's shorter side less 60 px, centred.
-  const held = {};
-  window.pixelnetPlaceholders = async (dataset, first) => {
-    const p = await window.pixelnetPreset('Keep top half', dataset, null, first);
-    for (const [id, urls] of [['canvas', [p.drawing]], ['mask', [p.drawing, p.layer]]]) {
-      const block = document.getElementById(id);
-      if (!block || (window.pixelnetDrawn || {})[id]) continue;     // drawn already
-      const box = document.createElement('div');
-      box.className = 'pixelnet-placeholder';
-      box.style.cssText = 'position:absolute;pointer-events:none;z-index:100;';
-      for (const u of urls) {
-        const img = document.createElement('img');
-        img.src = u; img.alt = '';
-        img.style.cssText = 'position:absolute;inset:0;width:100%%;height:100%%;image-rendering:pixelated;';
-        box.appendChild(img);
-      }
-      const place = () => {
-        const side = Math.max(0, Math.min(block.clientWidth, block.clientHeight) - 60);
-        Object.assign(box.style, {width: side + 'px', height: side + 'px',
-          left: (block.clientWidth - side) / 2 + 'px', top: (block.clientHeight - side) / 2 + 'px'});
-      };
-      if (getComputedStyle(block).position === 'static') block.style.position = 'relative';
-      block.appendChild(box); place();
-      const watch = new ResizeObserver(place); watch.observe(block);
-      held[id] = {box, watch, seen: 0};
-    }
+  // Covers: a picture shown over an editor, where the editor draws it (a square of its
+  // shorter side less 60 px, centred), from the moment the page knows it until the editor has
+  // drawn it itself. It goes at the editor's input events
+  // (:func:`shown_js`: it has drawn), at a touch on the editor, or after LIMIT ms.
+  const LIMIT = 4000, held = {};
+  const square = block => {
+    const side = Math.max(0, Math.min(block.clientWidth, block.clientHeight) - 60);
+    return {side, left: (block.clientWidth - side) / 2, top: (block.clientHeight - side) / 2};
   };
-  // an editor's input event: it has drawn a picture (the mask editor: its drawing, then its
-  // mask layer); a second later at the latest, its placeholder goes
-  window.pixelnetShown = (id, events) => {
+  const uncover = id => {
     const h = held[id];
     if (!h) return;
-    const drop = () => { h.watch.disconnect(); h.box.remove(); delete held[id]; };
-    if (++h.seen >= events) drop(); else setTimeout(drop, 1000);
+    clearTimeout(h.timer); h.watch.disconnect(); h.box.remove(); delete held[id];
   };
+  // cover(id, layers, events): layers are data URLs or canvases, stacked
+  const cover = (id, layers, events) => {
+    const block = document.getElementById(id);
+    if (!block) return;
+    uncover(id);
+    const box = document.createElement('div');
+    box.className = 'pixelnet-cover';
+    box.style.cssText = 'position:absolute;pointer-events:none;z-index:100;';
+    for (const l of layers) {
+      const el = typeof l === 'string' ? Object.assign(document.createElement('img'), {src: l, alt: ''}) : l;
+      el.style.cssText = 'position:absolute;inset:0;width:100%%;height:100%%;image-rendering:pixelated;';
+      box.appendChild(el);
+    }
+    const place = () => {
+      const s = square(block);
+      Object.assign(box.style, {width: s.side + 'px', height: s.side + 'px',
+                                left: s.left + 'px', top: s.top + 'px'});
+    };
+    if (getComputedStyle(block).position === 'static') block.style.position = 'relative';
+    block.appendChild(box); place();
+    const watch = new ResizeObserver(place); watch.observe(block);
+    held[id] = {box, watch, seen: 0, events, top: box.lastChild,
+                timer: setTimeout(() => uncover(id), LIMIT)};
+  };
+  window.pixelnetCover = cover;
+  // an editor's input event: it has drawn a picture (the mask editor: its drawing, then its
+  // mask layer); its cover goes once it has drawn all, a second after the first at the latest
+  window.pixelnetShown = id => {
+    const h = held[id];
+    if (!h) return;
+    clearTimeout(h.timer);
+    const drop = () => requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (held[id] === h) uncover(id); }));
+    if (++h.seen >= h.events) drop(); else h.timer = setTimeout(drop, 1000);
+  };
+  // until an editor has drawn its first picture, the first example is shown over it
+  window.pixelnetPlaceholders = async (dataset, first) => {
+    const p = await window.pixelnetPreset('Keep top half', dataset, null, first, false);
+    for (const [id, urls, events] of [['canvas', [p.drawing], 1], ['mask', [p.drawing, p.layer], 2]])
+      if (!(window.pixelnetDrawn || {})[id]) cover(id, urls, events);     // not drawn already
+  };
+  // A stroke on the canvas: the server sets the mask editor's drawing (demo.inputs.sync_drawn).
+  // Until the mask editor shows it, the mask editor is covered by its own
+  // picture with the cells the stroke changed redrawn: read from the canvas editor just
+  // before and after the stroke (WebGL canvases keep their picture: demo/theme.py), masked
+  // where the mask editor shows red over the old drawing.
+  const seen = id => {          // what an editor shows in its square: a 2D canvas copy
+    const block = document.getElementById(id), c = block && block.querySelector('canvas');
+    if (!c || !c.width) return null;
+    const h = held[id], s = square(block), b = block.getBoundingClientRect(), r = c.getBoundingClientRect();
+    const copy = document.createElement('canvas'), side = Math.max(1, Math.round(s.side * devicePixelRatio));
+    copy.width = copy.height = side;
+    const g = copy.getContext('2d');
+    if (h && h.top instanceof HTMLCanvasElement) g.drawImage(h.top, 0, 0, side, side);   // covered
+    else {
+      const kx = c.width / r.width, ky = c.height / r.height;
+      g.drawImage(c, (b.left + block.clientLeft + s.left - r.left) * kx,
+                  (b.top + block.clientTop + s.top - r.top) * ky, s.side * kx, s.side * ky,
+                  0, 0, side, side);
+    }
+    return copy;
+  };
+  const cells = (copy, d) => {     // (H, W) cell means of a picture, RGB
+    const side = copy.width, px = copy.getContext('2d').getImageData(0, 0, side, side).data;
+    const out = new Float32Array(3 * d.H * d.W), n = new Float32Array(d.H * d.W);
+    for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
+      const k = Math.min(d.H - 1, Math.floor(y * d.H / side)) * d.W + Math.min(d.W - 1, Math.floor(x * d.W / side));
+      for (let c = 0; c < 3; c++) out[3 * k + c] += px[4 * (y * side + x) + c];
+      n[k]++;
+    }
+    for (let k = 0; k < n.length; k++) for (let c = 0; c < 3; c++) out[3 * k + c] /= Math.max(1, n[k]);
+    return out;
+  };
+  let before = null;
+  const onCanvas = e => e.target instanceof HTMLCanvasElement && e.target.closest('#canvas');
+  document.addEventListener('pointerdown', e => {
+    if (e.target.closest && e.target.closest('#mask')) uncover('mask');   // painting the mask
+    before = onCanvas(e) ? seen('canvas') : null;
+  }, true);
+  document.addEventListener('pointerup', e => {
+    const old = before, block = document.getElementById('mask');
+    before = null;
+    const named = document.querySelector('#dataset input'), d = named && P.datasets[named.value];
+    if (!old || !d || !block) return;
+    requestAnimationFrame(() => {             // once the stroke's last frame is drawn
+      const now = seen('canvas'), shown = seen('mask');
+      if (!now || !shown) return;
+      const a = cells(old, d), b = cells(now, d), m = cells(shown, d), al = P.mask[3] / 255;
+      const g = shown.getContext('2d'), side = shown.width;
+      let changed = 0;
+      for (let k = 0; k < d.H * d.W; k++) {
+        let diff = 0, plain = 0, red = 0;
+        for (let c = 0; c < 3; c++) {
+          diff += Math.abs(b[3 * k + c] - a[3 * k + c]);
+          plain += Math.abs(m[3 * k + c] - a[3 * k + c]);
+          red += Math.abs(m[3 * k + c] - ((1 - al) * a[3 * k + c] + al * P.mask[c]));
+        }
+        if (diff < 24) continue;                       // the stroke did not change this cell
+        changed++;
+        const v = [0, 1, 2].map(c => {                 // quantized as demo.imaging.to_levels
+          const q = Math.min(d.L - 1, Math.floor(b[3 * k + c] * d.L / 256));
+          const u = Math.floor(q * 255 / (d.L - 1));
+          return red < plain ? Math.round((1 - al) * u + al * P.mask[c]) : u;
+        });
+        const i = Math.floor(k / d.W), j = k %% d.W;
+        g.fillStyle = `rgb(${v[0]}, ${v[1]}, ${v[2]})`;
+        g.fillRect(Math.floor(j * side / d.W), Math.floor(i * side / d.H),
+                   Math.ceil(side / d.W), Math.ceil(side / d.H));
+      }
+      if (changed) cover('mask', [shown], 2);
+    });
+  }, true);
 }"""
 
 
@@ -157,11 +259,10 @@ def placeholders_js(dataset: str) -> str:
 
 
 def shown_js(editor: str) -> str:
-    """The script of an editor's input event: its placeholder goes once it has drawn."""
-    events = 2 if editor == "mask" else 1
+    """The script of an editor's input event: its cover goes once it has drawn."""
     return (f"() => {{ const d = window.pixelnetDrawn = window.pixelnetDrawn || {{}}; "
             f"d[{editor!r}] = (d[{editor!r}] || 0) + 1; "
-            f"if (window.pixelnetShown) window.pixelnetShown({editor!r}, {events}); }}")
+            f"if (window.pixelnetShown) window.pixelnetShown({editor!r}); }}")
 
 
 def preset_js(name: str) -> str:

@@ -18,7 +18,7 @@ import pixelnet
 from demo import batcher
 from demo import imaging as im
 from demo import registry
-from demo.components import image_input, raw
+from demo.components import image_input, inlined, raw
 from demo.editors import REPLACING, placeholders_js, preset_js, shown_js
 from demo.inputs import (ANY, DEFAULTS, MAX_GUIDANCE, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS,
                          canvas_levels, drawing_key, fail, first_example, label_control,
@@ -424,9 +424,13 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     result = gr.Markdown("", elem_id="result", label="result")
 
     controls = [dataset, architecture, temperature, seed, speed, label, samples, guidance]
-    go.click(generate, [canvas, mask_canvas, *controls],
-             [frame, chart, progress, result, entropy, run_state],
-             api_name="generate", concurrency_id="sampler")
+    outputs = [frame, chart, progress, result, entropy, run_state]
+    # The page's run sends its images inside its updates (components.inlined): each frame
+    # shows with its progress line. /generate, for API clients, sends image files.
+    go.click(inlined(generate), [canvas, mask_canvas, *controls], outputs, postprocess=False,
+             api_name="generate_page", api_visibility="private", concurrency_id="sampler")
+    gr.Button(visible=False).click(generate, [canvas, mask_canvas, *controls], outputs,
+                                   api_name="generate", concurrency_id="sampler")
     # Stop ends the page's run at its next frame (runs.Stops); a closed page cancels it
     stop.click(press_stop("generate"), None, None, queue=False, api_visibility="private",
                show_progress="hidden")
@@ -446,7 +450,8 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     mask_canvas.input(None, js=shown_js("mask"), **at_once)
     for name, btn in preset_btns.items():
         if name in REPLACING:
-            btn.click(None, [dataset, mask_canvas], [canvas, mask_canvas, frame, sent],
+            # the dataset only: reading an editor's value first makes it export its layers
+            btn.click(None, [dataset], [canvas, mask_canvas, frame, sent],
                       js=preset_js(name), **at_once)
         else:
             btn.click(None, [dataset, mask_canvas], [mask_canvas, frame], js=preset_js(name),

@@ -80,6 +80,15 @@ LABELS = {
 """Screen-reader labels of the editors' canvases (by the component's elem_id)."""
 
 HEAD = """<script>
+/* WebGL canvases keep their picture after showing it, so that the page can read what the image
+   editors show (demo/editors.py: a stroke shown under the mask at once). */
+(() => {
+  const get = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (kind, opts) {
+    if (kind === "webgl" || kind === "webgl2") opts = {...(opts || {}), preserveDrawingBuffer: true};
+    return get.call(this, kind, opts);
+  };
+})();
 /* Label every canvas and image for screen readers: the editors' canvases by LABELS, any
    other image or canvas without alt text by its component's label (Gradio's image editor
    draws into unlabelled canvases and gives some images an empty alt). */

@@ -882,3 +882,36 @@ def test_served_app_limits_uploads_and_cleans_its_cache(served):
     config = httpx.get(f"{served}config", timeout=30).json()
     assert config["max_file_size"] == im.MAX_INPUT_BYTES
     assert app.build_app().delete_cache == app.CACHE_CLEANUP
+
+
+def decoded(value: dict) -> np.ndarray:
+    """The pixels of an inline image value (components.inline)."""
+    import base64
+    import io
+    assert value["url"].startswith("data:image/png;base64,") and value["meta"] is None
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(value["url"].split(",", 1)[1]))))
+
+
+def test_the_page_gets_its_images_inside_the_updates(tiny_models):
+    """The page's Generate and Compare send each image inside its update (a PNG data URL of
+    the same pixels, also inside gr.update); their events skip Gradio's postprocessing (which
+    would write files), and /generate, for API clients, still sends files."""
+    from demo.components import inlined
+    canvas, mask = inputs.first_example("mnist")
+    args = (canvas, mask, "mnist", "PixelCNN", 1.0, 0, "Max")
+    plain, page = run_all(gen.generate(*args)), run_all(inlined(gen.generate)(*args))
+    for k in (0, -1):                                       # the first frame, and the last
+        assert (decoded(page[k][0]) == plain[k][0]).all()
+    assert (decoded(page[-1][1]) == np.asarray(plain[-1][1])).all()      # the chart
+    assert (decoded(page[-1][4]) == plain[-1][4]).all()                  # the entropy map
+    assert page[-1][2] == plain[-1][2] and "NLL of this sample" in page[-1][3]
+    panels = run_all(inlined(cmp.compare_panels)(canvas, mask, "Fashion-MNIST", 1.0, 0, "Max"))
+    shown = [p for p in panels[-1][:-1] if p.get("visible")]
+    assert shown and all(decoded(p["value"]).shape == (280, 280, 3) for p in shown)
+
+    demo = app.build_app()
+    events = {(d.api_name, getattr(d.fn, "__name__", None)): d for d in demo.fns.values()}
+    assert events[("generate", "generate")].postprocess
+    ui = [d for (name, fn), d in events.items() if fn in ("generate", "compare_panels") and
+          name != "generate"]
+    assert len(ui) == 2 and all(not d.postprocess for d in ui)

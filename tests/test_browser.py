@@ -408,6 +408,7 @@ def test_editors_show_presets_and_keep_their_content(page, url):
         pg.goto(url)
         pg.wait_for_selector("#canvas canvas", timeout=60_000)
         presets_show_in_the_editors(pg)
+        a_stroke_shows_under_the_mask_at_once(pg)
         editors_keep_their_content(pg)
     finally:
         pg.close()
@@ -454,6 +455,60 @@ def presets_show_in_the_editors(pg) -> None:
     blank_shown()
     js_click(pg, "#preset-2")                                  # Keep top half (of the blank)
     assert top_kept(cells("#mask", top_kept)), "the mask editor does not show Keep top half"
+
+
+COVER_CELLS_JS = """sel => {
+  // What the page lays over an editor until the editor has drawn it (demo/editors.py), one
+  // letter a model pixel as EDITOR_CELLS_JS, and p for pink (white under the red mask)
+  const box = document.querySelector(sel + ' .pixelnet-cover');
+  if (!box) return '';
+  const n = 28, s = 10 * n, c = document.createElement('canvas'); c.width = c.height = s;
+  const g = c.getContext('2d');
+  for (const el of box.children) g.drawImage(el, 0, 0, s, s);
+  const d = g.getImageData(0, 0, s, s).data, rows = [];
+  for (let i = 0; i < n; i++) { let row = '';
+    for (let j = 0; j < n; j++) { const k = 4 * ((10 * i + 5) * s + 10 * j + 5), r = d[k], gr = d[k + 1], b = d[k + 2];
+      row += r > 200 && gr > 100 && gr < 180 ? 'p' : r > 100 && gr < 0.6 * r ? 'r' :
+             Math.max(r, gr, b) < 60 ? 'd' : Math.min(r, gr, b) > 200 ? 'w' : 'o'; }
+    rows.push(row); }
+  return rows.join('/');
+}"""
+
+
+def a_stroke_shows_under_the_mask_at_once(pg) -> None:
+    """With every request to the server held back, Blank and then a white stroke across the
+    canvas: the mask editor shows the stroke under its red mask (drawn by the page), and only
+    the rows the stroke crossed; once the server answers, the mask editor shows it itself."""
+    js_click(pg, "#preset-0")                                  # Blank: black, all red
+    pg.wait_for_function("() => !document.querySelector('#mask .pixelnet-cover')", timeout=15_000)
+    held, released = [], []
+
+    def hold(route):                                            # no answer until released
+        route.continue_() if released else held.append(route)
+
+    pg.route("**/gradio_api/**", hold)
+    try:
+        stroke(pg, "#canvas", [(0.2, 0.6), (0.8, 0.6)])            # row 16 or so, columns 6-21
+        deadline, grid = time.time() + 15, []
+        while time.time() < deadline:
+            grid = pg.evaluate(COVER_CELLS_JS, "#mask").split("/")
+            if len(grid) == 28 and any(r.count("p") >= 10 for r in grid):
+                break
+            time.sleep(0.05)
+        assert len(grid) == 28, "the mask editor is not covered after a stroke on the canvas"
+        crossed = [i for i, r in enumerate(grid) if "p" in r]
+        assert crossed and 14 <= min(crossed) and max(crossed) <= 19 and \
+            max(r.count("p") for r in grid) >= 10, f"the stroke is not shown under the mask: {grid}"
+        assert all(set(r) <= {"r", "p"} for r in grid), f"the cover shows more than the mask: {grid}"
+    finally:
+        released.append(True)
+        for route in held:
+            route.continue_()
+        pg.unroute("**/gradio_api/**")
+    deadline = time.time() + 20
+    while pg.evaluate(COVER_CELLS_JS, "#mask") and time.time() < deadline:
+        time.sleep(0.1)
+    assert not pg.evaluate(COVER_CELLS_JS, "#mask"), "the cover stays after the server answered"
 
 
 def editors_keep_their_content(pg) -> None:
