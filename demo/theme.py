@@ -44,6 +44,9 @@ CSS = """
 #canvas .top-panel button[aria-label="Pan"], #mask .top-panel button[aria-label="Pan"],
 #canvas .top-panel .zoom-number, #mask .top-panel .zoom-number,
 #canvas .top-panel .separator, #mask .top-panel .separator { display: none !important; }
+/* The editors' label chips end above the picture (by default they cover its first row's top). */
+#canvas [data-testid="block-label"], #mask [data-testid="block-label"] {
+  padding-top: 1px; padding-bottom: 1px; }
 
 /* The Generate tab's columns come in the page's order sample, Inspect, canvas, mask,
    controls (Tab order; a phone's single column). A wide screen shows them as a grid:

@@ -200,8 +200,22 @@ def projector(page, url):
     pg.close()
 
 
+LABEL_CLEAR_JS = """sel => {
+  // An editor's label chip: above its picture (a square of the editor's shorter side less
+  // 60 px, centred), and clear of its toolbar's buttons
+  const b = document.querySelector(sel), l = b.querySelector('[data-testid=block-label]').getBoundingClientRect();
+  const side = Math.min(b.clientWidth, b.clientHeight) - 60;
+  const top = b.getBoundingClientRect().top + b.clientTop + (b.clientHeight - side) / 2;
+  const hit = r => r.width > 0 && r.left < l.right && l.left < r.right && r.top < l.bottom && l.top < r.bottom;
+  return {picture: l.bottom <= top, toolbar: ![...b.querySelectorAll('button')].some(x => hit(x.getBoundingClientRect()))};
+}"""
+
+
 def test_first_screen_at_1280x800_before_and_during_a_run(projector, tmp_path):
     pg = projector
+    for sel in ("#canvas", "#mask"):
+        clear = pg.evaluate(LABEL_CLEAR_JS, sel)
+        assert clear == {"picture": True, "toolbar": True}, f"{sel}'s label covers {clear}"
 
     def check(when: str) -> dict:
         got = boxes(pg, FIRST_SCREEN)
