@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import inspect
 import io
 from typing import Callable, Iterator
 
@@ -77,10 +78,10 @@ def inline(img: np.ndarray | Image.Image) -> dict:
                 meta=None)
 
 
-def inlined(fn: Callable[..., Iterator[tuple]]) -> Callable[..., Iterator[tuple]]:
-    """The stream ``fn`` (a handler) with every image of its updates :func:`inline`, also
-    inside ``gr.update``; wire it with ``postprocess=False``. Its signature is ``fn``'s, so
-    that Gradio still passes ``gr.Request``."""
+def inlined(fn: Callable[..., tuple | Iterator[tuple]]) -> Callable[..., tuple | Iterator[tuple]]:
+    """The handler ``fn`` (a stream of updates, or one) with every image of its updates
+    :func:`inline`, also inside ``gr.update``; wire it with ``postprocess=False``. Its
+    signature is ``fn``'s, so that Gradio still passes ``gr.Request``."""
     def one(v):
         if isinstance(v, (np.ndarray, Image.Image)):
             return inline(v)
@@ -88,8 +89,14 @@ def inlined(fn: Callable[..., Iterator[tuple]]) -> Callable[..., Iterator[tuple]
             return {**v, "value": inline(v["value"])}
         return v
 
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            for out in fn(*args, **kwargs):
+                yield tuple(one(v) for v in out)
+        return stream
+
     @functools.wraps(fn)
-    def stream(*args, **kwargs):
-        for out in fn(*args, **kwargs):
-            yield tuple(one(v) for v in out)
-    return stream
+    def update(*args, **kwargs):
+        return tuple(one(v) for v in fn(*args, **kwargs))
+    return update

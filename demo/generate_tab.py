@@ -478,12 +478,15 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     architecture.input(**labelled)
     # Inspect reads the run while it goes on (the session's state is the Run the stream
     # fills): off the queue, so that it never waits behind the runs
+    # (its chart inside the update, as the run's frames: components.inlined)
     inspected = [inspect_chart, inspect_text]
-    inspect_xy.change(inspect_point, [run_state, inspect_xy],
-                      [*inspected, inspect_sample, inspect_row, inspect_col], **at_once)
+    inspect_xy.change(inlined(inspect_point), [run_state, inspect_xy],
+                      [*inspected, inspect_sample, inspect_row, inspect_col], postprocess=False,
+                      **at_once)
     demo.load(None, js=INSPECT_JS)
-    keyboard = dict(fn=inspect_at, inputs=[run_state, inspect_sample, inspect_row, inspect_col],
-                    outputs=inspected, **at_once)
+    keyboard = dict(fn=inlined(inspect_at),
+                    inputs=[run_state, inspect_sample, inspect_row, inspect_col],
+                    outputs=inspected, postprocess=False, **at_once)
     inspect_go.click(**keyboard)
     for box in (inspect_sample, inspect_row, inspect_col):
         box.submit(**keyboard)

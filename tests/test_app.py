@@ -905,6 +905,9 @@ def test_the_page_gets_its_images_inside_the_updates(tiny_models):
     assert (decoded(page[-1][1]) == np.asarray(plain[-1][1])).all()      # the chart
     assert (decoded(page[-1][4]) == plain[-1][4]).all()                  # the entropy map
     assert page[-1][2] == plain[-1][2] and "NLL of this sample" in page[-1][3]
+    chart, text = inlined(gen.inspect_at)(plain[-1][-1], 1, 20, 5)       # Inspect's chart
+    assert (decoded(chart) == np.asarray(gen.inspect_at(plain[-1][-1], 1, 20, 5)[0])).all()
+    assert text.startswith("**Pixel (20, 5)**")
     panels = run_all(inlined(cmp.compare_panels)(canvas, mask, "Fashion-MNIST", 1.0, 0, "Max"))
     shown = [p for p in panels[-1][:-1] if p.get("visible")]
     assert shown and all(decoded(p["value"]).shape == (280, 280, 3) for p in shown)
@@ -912,6 +915,8 @@ def test_the_page_gets_its_images_inside_the_updates(tiny_models):
     demo = app.build_app()
     events = {(d.api_name, getattr(d.fn, "__name__", None)): d for d in demo.fns.values()}
     assert events[("generate", "generate")].postprocess
-    ui = [d for (name, fn), d in events.items() if fn in ("generate", "compare_panels") and
-          name != "generate"]
-    assert len(ui) == 2 and all(not d.postprocess for d in ui)
+    ui = [d for (name, fn), d in events.items() if name != "generate" and
+          fn in ("generate", "compare_panels", "inspect_point", "inspect_at")]
+    assert {d.fn.__name__ for d in ui} == {"generate", "compare_panels", "inspect_point",
+                                           "inspect_at"}
+    assert all(not d.postprocess for d in ui)

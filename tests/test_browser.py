@@ -211,11 +211,23 @@ LABEL_CLEAR_JS = """sel => {
 }"""
 
 
+FRAME_COVERED_JS = """() => {
+  // the sample's label chip and buttons that lie over its picture
+  const i = document.querySelector('#frame img').getBoundingClientRect();
+  return [...document.querySelectorAll('#frame [data-testid=block-label], #frame .icon-button')]
+    .filter(e => { const r = e.getBoundingClientRect();
+      return r.width > 0 && r.left < i.right && i.left < r.right && r.top < i.bottom && i.top < r.bottom; })
+    .map(e => e.getAttribute('aria-label') || e.innerText.trim());
+}"""
+
+
 def test_first_screen_at_1280x800_before_and_during_a_run(projector, tmp_path):
     pg = projector
     for sel in ("#canvas", "#mask"):
         clear = pg.evaluate(LABEL_CLEAR_JS, sel)
         assert clear == {"picture": True, "toolbar": True}, f"{sel}'s label covers {clear}"
+    covering = pg.evaluate(FRAME_COVERED_JS)
+    assert covering == [], f"the sample's pixels are under its {covering}"
 
     def check(when: str) -> dict:
         got = boxes(pg, FIRST_SCREEN)
