@@ -148,7 +148,8 @@ def build_compare_tab(demo: gr.Blocks, g: GenerateTab) -> None:
         offered = architectures(ds0)
         compare_imgs = [gr.Image(None, type="numpy", format="png", interactive=False,
                                  label=ARCH_NAMES[a], elem_id=f"compare-{a}",
-                                 elem_classes="pixelated", height=FRAME_H, buttons=[],
+                                 elem_classes=["pixelated", "compare-panel"], height=FRAME_H,
+                                 buttons=[],
                                  visible=a in offered, min_width=200,
                                  alt_text=f"{ARCH_NAMES[a]}'s completion")
                         for a in pixelnet.ARCHITECTURES]

@@ -33,8 +33,9 @@ THEME = gr.themes.Soft(
 
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; }
-/* The sample starts under its label chip and buttons (they covered its top corners' pixels). */
-#frame .image-frame { padding-top: 36px; box-sizing: border-box; }
+/* The sample (and Compare's panels) start under the label chip and buttons (they covered the
+   pixels of the top corners). */
+#frame .image-frame, .compare-panel .image-frame { padding-top: 36px; box-sizing: border-box; }
 #progress { min-height: 2.5em; }
 #compare-table { min-height: 3.2em; }
 #intro h2 { margin: 0 0 0.2em 0; }

@@ -211,10 +211,10 @@ LABEL_CLEAR_JS = """sel => {
 }"""
 
 
-FRAME_COVERED_JS = """() => {
-  // the sample's label chip and buttons that lie over its picture
-  const i = document.querySelector('#frame img').getBoundingClientRect();
-  return [...document.querySelectorAll('#frame [data-testid=block-label], #frame .icon-button')]
+FRAME_COVERED_JS = """sel => {
+  // an image's label chip and buttons that lie over its picture
+  const i = document.querySelector(sel + ' img').getBoundingClientRect();
+  return [...document.querySelectorAll(`${sel} [data-testid=block-label], ${sel} .icon-button`)]
     .filter(e => { const r = e.getBoundingClientRect();
       return r.width > 0 && r.left < i.right && i.left < r.right && r.top < i.bottom && i.top < r.bottom; })
     .map(e => e.getAttribute('aria-label') || e.innerText.trim());
@@ -226,7 +226,7 @@ def test_first_screen_at_1280x800_before_and_during_a_run(projector, tmp_path):
     for sel in ("#canvas", "#mask"):
         clear = pg.evaluate(LABEL_CLEAR_JS, sel)
         assert clear == {"picture": True, "toolbar": True}, f"{sel}'s label covers {clear}"
-    covering = pg.evaluate(FRAME_COVERED_JS)
+    covering = pg.evaluate(FRAME_COVERED_JS, "#frame")
     assert covering == [], f"the sample's pixels are under its {covering}"
 
     def check(when: str) -> dict:
@@ -274,6 +274,8 @@ def test_compare_placeholder_and_its_own_stop(projector):
     assert pg.locator(f"{panel} img").get_attribute("src") == src, "Compare went on after Stop"
     assert "NLL" not in pg.locator("#compare-table").inner_text()
     assert pg.locator(panel).inner_text().strip().startswith("PixelCNN")   # a real label
+    covering = pg.evaluate(FRAME_COVERED_JS, panel)
+    assert covering == [], f"the panel's pixels are under its {covering}"
 
 
 CONTRAST_JS = """() => {
@@ -505,8 +507,17 @@ def a_stroke_shows_under_the_mask_at_once(pg) -> None:
     """With every request to the server held back, Blank and then a white stroke across the
     canvas: the mask editor shows the stroke under its red mask (drawn by the page), and only
     the rows the stroke crossed; once the server answers, the mask editor shows it itself."""
+    def settled_blank() -> bool:            # the mask editor itself all red, no cover
+        grid = pg.evaluate(EDITOR_CELLS_JS, "#mask").split("/")
+        return len(grid) == 28 and all(set(r) == {"r"} for r in grid) and \
+            not pg.evaluate(COVER_CELLS_JS, "#mask")
+
+    time.sleep(3)                           # the server's answer to the last preset
     js_click(pg, "#preset-0")                                  # Blank: black, all red
-    pg.wait_for_function("() => !document.querySelector('#mask .pixelnet-cover')", timeout=15_000)
+    deadline = time.time() + 20
+    while not settled_blank() and time.time() < deadline:
+        time.sleep(0.2)
+    assert settled_blank(), "the mask editor does not show Blank"
     held, released = [], []
 
     def hold(route):                                            # no answer until released
