@@ -155,7 +155,6 @@ EDITORS_JS = """() => {
     held[id] = {box, watch, seen: 0, events, top: box.lastChild,
                 timer: setTimeout(() => uncover(id), LIMIT)};
   };
-  window.pixelnetCover = cover;
   // an editor's input event: it has drawn a picture (the mask editor: its drawing, then its
   // mask layer); its cover goes once it has drawn all, a second after the first at the latest
   window.pixelnetShown = id => {
