@@ -268,4 +268,15 @@ def preset_js(name: str) -> str:
     """A preset button's script: ``(dataset, mask) -> [canvas, mask, frame, key]`` for the
     presets that replace the drawing, ``[mask, frame]`` for those that keep it."""
     out = "[p.canvas, p.mask, p.frame, p.key]" if name in REPLACING else "[p.mask, p.frame]"
-    return f"async (dataset, mask) => {{ const p = await window.pixelnetPreset({name!r}, dataset, mask); return {out}; }}"
+    return (f"async (dataset, mask) => {{ window.pixelnetPresetAt = performance.now(); "
+            f"const p = await window.pixelnetPreset({name!r}, dataset, mask); return {out}; }}")
+
+
+RUN_JS = "(...inputs) => { window.pixelnetRunAt = performance.now(); return inputs; }"
+"""The page's Generate: notes when it was pressed (for :data:`PREVIEW_JS`)."""
+
+PREVIEW_JS = """(preview) => preview && !(window.pixelnetRunAt > window.pixelnetPresetAt)
+  ? preview : {__type__: 'update'}"""
+"""A preview the server sent after a preset (``inputs.preset_sent``) goes to the sample panel
+unless Generate was pressed since the preset: then the run's frames stay (``{__type__:
+'update'}`` is ``gr.skip()``)."""

@@ -19,7 +19,7 @@ from demo import batcher
 from demo import imaging as im
 from demo import registry
 from demo.components import image_input, inlined, raw
-from demo.editors import REPLACING, placeholders_js, preset_js, shown_js
+from demo.editors import PREVIEW_JS, REPLACING, RUN_JS, placeholders_js, preset_js, shown_js
 from demo.inputs import (ANY, DEFAULTS, MAX_GUIDANCE, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS,
                          canvas_levels, drawing_key, fail, first_example, label_control,
                          load_model, model_levels, parse_guidance, parse_index, parse_label,
@@ -428,7 +428,8 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     # The page's run sends its images inside its updates (components.inlined): each frame
     # shows with its progress line. /generate, for API clients, sends image files.
     go.click(inlined(generate), [canvas, mask_canvas, *controls], outputs, postprocess=False,
-             api_name="generate_page", api_visibility="private", concurrency_id="sampler")
+             js=RUN_JS, api_name="generate_page", api_visibility="private",
+             concurrency_id="sampler")
     gr.Button(visible=False).click(generate, [canvas, mask_canvas, *controls], outputs,
                                    api_name="generate", concurrency_id="sampler")
     # Stop ends the page's run at its next frame (runs.Stops); a closed page cancels it
@@ -444,7 +445,10 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                       elem_id="drawing-key", label="drawing sent")
     # Presets are drawn in the page (demo/editors.py): the editors and the preview change at
     # once. Those that keep the drawing read it from the mask editor, then the server sets the
-    # exact pictures (the drawing may have changed since the mask editor last showed it).
+    # exact pictures (the drawing may have changed since the mask editor last showed it),
+    # and the preview where the page could not draw it, unless a run has started since.
+    sent_frame = gr.Image(None, type="numpy", format="png", visible="hidden",
+                          interactive=False, label="preview sent")
     demo.load(None, js=placeholders_js(ds0))
     canvas.input(None, js=shown_js("canvas"), **at_once)
     mask_canvas.input(None, js=shown_js("mask"), **at_once)
@@ -455,8 +459,10 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                       js=preset_js(name), **at_once)
         else:
             btn.click(None, [dataset, mask_canvas], [mask_canvas, frame], js=preset_js(name),
-                      **at_once).then(partial(preset_sent, name), [dataset, canvas, seed],
-                                      [canvas, mask_canvas, sent], **at_once).success(**previewed)
+                      **at_once).then(partial(preset_sent, name), [dataset, canvas, seed, sent],
+                                      [canvas, mask_canvas, sent, sent_frame], **at_once
+                                      ).success(None, sent_frame, frame,
+                                                js=PREVIEW_JS, **at_once)
     upload_btn.upload(upload, [upload_btn, dataset], [canvas, mask_canvas],
                       api_name="upload", show_progress="hidden").success(**previewed)
     canvas.input(sync_drawn, [canvas, mask_canvas, dataset, sent], [mask_canvas, sent],

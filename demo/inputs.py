@@ -333,12 +333,19 @@ def sync_drawn(canvas: dict | None, mask_canvas: dict | None, dataset: str,
     return sync_mask(canvas, mask_canvas, dataset), key
 
 
-def preset_sent(preset: str, dataset: str, canvas: dict | None, seed: float | None
-                ) -> tuple[dict, dict, str]:
-    """:func:`apply_preset`'s two canvases and the key of the drawing they show (for
-    :func:`sync_drawn`)."""
+def preset_sent(preset: str, dataset: str, canvas: dict | None, seed: float | None,
+                sent: str | None = None) -> tuple[dict, dict, str, np.ndarray | None]:
+    """:func:`apply_preset`'s two canvases, the key of the drawing they show (for
+    :func:`sync_drawn`) and the sample panel's preview, for a preset that keeps the drawing.
+    The page has drawn all of them from the mask editor's drawing already: where that is the
+    canvas's drawing (``sent``, its key, is the canvas's), nothing is sent (``gr.skip()`` and
+    no preview), as a late answer would undo what the user did since (a later preset, the
+    sample of a run started at once). Else the mask editor showed an older drawing."""
+    if sent == drawing_key(canvas_levels(canvas, dataset)):
+        return gr.skip(), gr.skip(), gr.skip(), None
     drawing, mask = apply_preset(preset, dataset, canvas, seed)
-    return drawing, mask, drawing_key(canvas_levels(drawing, dataset))
+    return (drawing, mask, drawing_key(canvas_levels(drawing, dataset)),
+            preview(drawing, mask, dataset))
 
 
 def preview(canvas: dict | None, mask_canvas: dict | None, dataset: str) -> np.ndarray:

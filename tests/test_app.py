@@ -177,8 +177,8 @@ def test_editor_round_trip_and_drawing():
 def test_the_mask_follows_strokes_not_pictures_the_app_sent():
     """A preset's canvas loading in the browser fires the same event as a stroke: the mask
     it came with is kept (it may not have loaded yet), a stroke redraws it over the drawing."""
-    canvas, mask, sent = inputs.preset_sent("Keep top half", "mnist",
-                                            inputs.first_example("mnist")[0], None)
+    canvas, mask, sent, _ = inputs.preset_sent("Keep top half", "mnist",
+                                               inputs.first_example("mnist")[0], None, "older")
     assert sent == inputs.drawing_key(inputs.canvas_levels(canvas, "mnist"))
     assert inputs.sync_drawn(canvas, mask, "mnist", sent) == (gr.skip(), gr.skip())
     stroke = np.zeros((280, 280, 4), np.uint8)
@@ -188,6 +188,21 @@ def test_the_mask_follows_strokes_not_pictures_the_app_sent():
     shown = inputs.canvas_levels({"background": synced["background"]}, "mnist")
     assert shown[0, 25:27, 2:6].all() and now == inputs.drawing_key(shown) != sent
     assert (inputs.canvas_mask(synced, "mnist") == inputs.canvas_mask(mask, "mnist")).all()
+
+
+def test_a_preset_sends_nothing_where_the_page_drew_it_from_the_drawing():
+    """The page draws a preset that keeps the drawing from the mask editor's drawing; the
+    server's answer could arrive late and undo a later preset or hide a run's sample, so it
+    comes only when the mask editor showed an older drawing than the canvas."""
+    canvas = inputs.first_example("mnist")[0]
+    shown = inputs.drawing_key(inputs.canvas_levels(canvas, "mnist"))
+    assert inputs.preset_sent("Keep top half", "mnist", canvas, None, shown) == \
+        (gr.skip(), gr.skip(), gr.skip(), None)
+    drawing, mask, key, frame = inputs.preset_sent("Seed pixel", "mnist", canvas, None, "older")
+    assert key == shown and inputs.canvas_mask(mask, "mnist").sum() == 28 * 28 - 1
+    assert np.array_equal(frame, inputs.preview(drawing, mask, "mnist"))
+    pending = im.pending_cells(frame)
+    assert not pending[0, 0] and pending.sum() == 28 * 28 - 1        # all but the seed pixel
 
 
 # ----------------------------------------------------------------------------- generate
