@@ -12,6 +12,7 @@ import io
 import os
 import shutil
 import socket
+import threading
 import time
 
 import numpy as np
@@ -174,6 +175,46 @@ def test_draw_generate_inspect(page, tmp_path):
     pg.screenshot(path=path, full_page=True)
     print(f"\nbrowser: 28x28 half-image generation took {seconds:.1f} s; screenshot {path}")
     assert os.path.getsize(path) > 10_000
+
+
+def test_a_late_preset_answer_never_hides_a_sample(page, monkeypatch):
+    """A preset clicked before the server has seen the last stroke is drawn by the page from
+    the mask editor's older drawing; the server then sends the exact preview. If Generate was
+    pressed meanwhile, that late preview must not replace the run's sample."""
+    pg, answer = page, threading.Event()
+    slow = inputs.apply_preset
+
+    def held_preset(*args):                 # the server's preset answer waits for the test
+        answer.wait(60)
+        return slow(*args)
+
+    monkeypatch.setattr(inputs, "apply_preset", held_preset)
+    js_click(pg, "#preset-0")                                           # Blank
+    time.sleep(3)
+    held = []
+    pg.route("**/gradio_api/**", lambda route: held.append(route))   # the stroke unseen
+    try:
+        stroke(pg, "#canvas", [(0.3, 0.27), (0.68, 0.27)])
+        before = pg.locator("#frame img").get_attribute("src")
+        js_click(pg, "#preset-2")                                       # Keep top half
+        new_frame(pg, before)
+        time.sleep(0.5)             # the preset's call to the server (its inputs) is made
+    finally:
+        for route in held:
+            route.continue_()
+        pg.unroute("**/gradio_api/**")
+    try:
+        before = pg.locator("#frame img").get_attribute("src")
+        js_click(pg, "#generate")
+        pg.wait_for_function("document.querySelector('#progress').innerText.startsWith('Done')",
+                             timeout=120_000)
+        final = new_frame(pg, before)
+        assert not im.pending_cells(final).any(), "the run left pixels ungenerated"
+    finally:
+        answer.set()                                    # the preset's answer arrives now
+    time.sleep(3)
+    assert not im.pending_cells(frame_image(pg)).any(), \
+        "the preset's late preview replaced the run's sample"
 
 
 FIRST_SCREEN = ("#canvas", "#frame", "#chart", "#generate")
