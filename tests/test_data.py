@@ -59,7 +59,7 @@ def test_fashion_offline_splits():
 def test_repository_data_files_are_small():
     """Every data file can be committed to a Space (< 10 MB each)."""
     files = list(data.REPO_DATA.glob("*.npz"))
-    assert len(files) == 8
+    assert len(files) == 9
     assert all(f.stat().st_size < 10_000_000 for f in files)
 
 
@@ -195,6 +195,33 @@ def test_labels_mean_what_they_say():
     yellow = (centre[:, 0] > 200) & (centre[:, 1] > 150) & (centre[:, 2] < 120)
     smileys = y == class_names("emoji").index("Smileys")
     assert yellow[smileys].float().mean() > 0.75 > 4 * yellow[~smileys].float().mean()
+
+
+def test_twemoji_are_the_training_emoji_drawn_by_twitter():
+    """``load_twemoji``: the training split's emoji in the same order and classes, in another
+    rendering: close to Noto's (yellow smileys, white corners) but not the same pictures."""
+    x, y = load_dataset("emoji", "train"), load_labels("emoji", "train")
+    tx, ty = data.load_twemoji("train")
+    assert tx.shape == x.shape and tx.dtype == torch.long and torch.equal(ty, y)
+    assert (tx != x).any(-1).any(-1).any(-1).float().mean() > 0.95     # other pictures
+    centre = tx[:, :, 16, 16]
+    yellow = (centre[:, 0] > 200) & (centre[:, 1] > 150) & (centre[:, 2] < 120)
+    assert yellow[y == class_names("emoji").index("Smileys")].float().mean() > 0.75
+    assert (tx[:, :, 0, 0] == 255).float().mean() > 0.8                   # on white
+    assert len(data.load_twemoji("test")[0]) == len(load_dataset("emoji", "test"))
+
+
+def test_twemoji_missing_or_misaligned(only_dir):
+    np.savez(only_dir / "emoji32.npz", images=np.zeros((9, 32, 32, 3), np.uint8),
+             codepoints=np.array(["1f600"] * 9))
+    np.savez(only_dir / "emoji32_labels.npz", labels=np.zeros(9, np.uint8),
+             class_names=np.array(class_names("emoji")), codepoints=np.array(["1f600"] * 9))
+    with pytest.raises(ValueError, match="emoji32_twitter.npz not found.*tools/emoji_twitter"):
+        data.load_twemoji()
+    np.savez(only_dir / "emoji32_twitter.npz", images=np.zeros((9, 32, 32, 3), np.uint8),
+             codepoints=np.array(["1f601"] * 9))
+    with pytest.raises(ValueError, match="other code points"):
+        data.load_twemoji()
 
 
 @pytest.mark.parametrize("levels", [2, 8, 256])

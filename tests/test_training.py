@@ -434,3 +434,20 @@ def test_publish_measures_again_what_an_older_classifier_judged(tiny_checkpoint,
                              recognisable=stale)
     publish.main(args)
     assert len(calls) == 2
+
+
+def test_twemoji_doubles_the_emoji_training_images():
+    """--twemoji: the training split's emoji twice (Noto, then Twitter's drawings), with their
+    labels; validation stays Noto's; other datasets refuse it."""
+    cfg, run = train.parse_args(["--dataset", "emoji", "--arch", "pixelcnn", "--classes", "10",
+                                 "--twemoji", "--max-val-images", "8"])
+    data = train.load_data(cfg, run)
+    noto = pixelnet.data.load_dataset("emoji", "train")
+    labels = pixelnet.data.load_labels("emoji", "train")
+    assert torch.equal(data.train[:len(noto)].long(), noto)
+    assert len(data.train) == 2 * len(noto)
+    assert not torch.equal(data.train[len(noto):], data.train[:len(noto)])
+    assert torch.equal(data.train_y, torch.cat([labels, labels]))
+    assert len(data.val) == 8 and "Twemoji" in data.splits["train"]
+    with pytest.raises(ValueError, match="--twemoji.*needs --dataset emoji"):
+        train.main(TINY + ["--twemoji"])

@@ -45,7 +45,8 @@ from tqdm import tqdm
 import pixelnet
 from pixelnet.checkpoint import atomic_save
 from pixelnet.data import (DATASETS, SOURCES, binarize, class_names, data_source,
-                           describe_split, load_dataset, load_eval_set, load_labels, quantize)
+                           describe_split, load_dataset, load_eval_set, load_labels,
+                           load_twemoji, quantize)
 from training.evaluate import dataset_nll
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,6 +105,10 @@ class TrainConfig:
         "help": "levels per channel the model draws (0: the dataset's). Fewer than an 8-bit "
                 "dataset's 256 quantize its images into equal bins: our choice for colour "
                 "on small compute, not the paper's (e.g. --levels 8: 3 bits per channel)"})
+    twemoji: bool = field(default=False, metadata={
+        "help": "emoji: train on the training split's emoji twice, in Noto's and in Twitter's "
+                "rendering (data/emoji32_twitter.npz, tools/emoji_twitter.py); validation and "
+                "test stay Noto's"})
     hparams: dict = field(default_factory=dict)   # model hyperparameters set on the CLI
 
     def validate(self) -> None:
@@ -123,6 +128,9 @@ class TrainConfig:
             raise ValueError(f"--ema must be in [0, 1) (0: off), got {self.ema}")
         if self.balance and not self.classes and not self.init_from:   # (it may give classes)
             raise ValueError("--balance draws classes equally often: it needs --classes")
+        if self.twemoji and self.dataset != "emoji":
+            raise ValueError(f"--twemoji adds emoji images: it needs --dataset emoji, "
+                             f"not {self.dataset}")
         if not 0 <= self.label_drop <= 1:
             raise ValueError(f"--label-drop must be in [0, 1], got {self.label_drop}")
         info = DATASETS[self.dataset]
@@ -328,6 +336,10 @@ def load_data(cfg: TrainConfig, run: argparse.Namespace) -> Data:
     splits = {s: describe_split(cfg.dataset, s, run.data_root, cfg.data_source)
               for s in ("train", "val")}
     x_train = load_dataset(cfg.dataset, "train", run.data_root, cfg.data_source)
+    if cfg.twemoji:                     # the same emoji again, drawn by Twitter
+        x_twemoji, y_twemoji = load_twemoji("train", run.data_root)
+        x_train = torch.cat([x_train, x_twemoji])
+        splits["train"] += f", and the same {len(x_twemoji)} emoji as Twemoji"
     x_val = load_eval_set(cfg.dataset, "val", run.data_root, cfg.data_source,
                           cfg.levels or None)
     for s, x, limit in (("train", x_train, cfg.max_train_images), ("val", x_val, run.max_val_images)):
@@ -340,8 +352,10 @@ def load_data(cfg: TrainConfig, run: argparse.Namespace) -> Data:
     data = Data(x_train[:cfg.max_train_images or None].byte(),
                 x_val[:run.max_val_images or None], splits)
     if cfg.classes:
-        data.train_y = load_labels(cfg.dataset, "train", run.data_root,
-                                   cfg.data_source)[:cfg.max_train_images or None]
+        y_train = load_labels(cfg.dataset, "train", run.data_root, cfg.data_source)
+        if cfg.twemoji:
+            y_train = torch.cat([y_train, y_twemoji])
+        data.train_y = y_train[:cfg.max_train_images or None]
         data.val_y = load_labels(cfg.dataset, "val", run.data_root,
                                  cfg.data_source)[:run.max_val_images or None]
     return data
