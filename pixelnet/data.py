@@ -321,23 +321,20 @@ def load_twemoji(split: str = "train", root: str | os.PathLike | None = None
     ``(N, 3, 32, 32)`` long 0..255 and their labels, in :func:`load_dataset`'s order. More
     training data for the emoji models (``training/train.py --twemoji``); the validation and
     test splits stay Noto's, whose code points the training split never holds."""
-    part, idx, _ = _split("emoji", split, root, "offline")
-    for d in data_dirs(root):
-        path = d / "emoji32_twitter.npz"
-        if (d / "emoji32.npz").is_file() and path.is_file():
-            with np.load(d / "emoji32.npz") as z:
-                codepoints = z["codepoints"]
-            with np.load(path) as z:
-                if not np.array_equal(z["codepoints"], codepoints):
-                    raise ValueError(f"{path} does not hold the emoji of {d / 'emoji32.npz'} "
-                                     "(other code points): re-run tools/emoji_twitter.py")
-                images = _nchw(z["images"])
-            if part.labels is None:
-                raise ValueError(f"no emoji labels beside {path}: {OFFLINE_HINTS['emoji']}")
-            return images[idx].long(), part.labels[idx]
-    raise ValueError("emoji32_twitter.npz not found beside emoji32.npz in the data folders "
-                     f"{', '.join(map(str, data_dirs(root)))}: make it with "
-                     "tools/emoji_twitter.py")
+    _, idx, _ = _split("emoji", split, root, "offline")
+    labels = load_labels("emoji", split, root, "offline")
+    # beside the emoji32.npz that _split read: the first data folder holding one
+    d = next(d for d in data_dirs(root) if (d / "emoji32.npz").is_file())
+    path = d / "emoji32_twitter.npz"
+    if not path.is_file():
+        raise ValueError(f"emoji32_twitter.npz not found beside {d / 'emoji32.npz'}: make it "
+                         "with tools/emoji_twitter.py")
+    with np.load(d / "emoji32.npz") as z, np.load(path) as t:
+        if not np.array_equal(t["codepoints"], z["codepoints"]):
+            raise ValueError(f"{path} does not hold the emoji of {d / 'emoji32.npz'} "
+                             "(other code points): re-run tools/emoji_twitter.py")
+        images = _nchw(t["images"])
+    return images[idx].long(), labels
 
 
 def class_names(name: str) -> list[str]:
