@@ -266,8 +266,9 @@ def shown_js(editor: str) -> str:
 
 def preset_js(name: str) -> str:
     """A preset button's script: ``(dataset, mask) -> [canvas, mask, frame, key]`` for the
-    presets that replace the drawing, ``[mask, frame]`` for those that keep it."""
-    out = "[p.canvas, p.mask, p.frame, p.key]" if name in REPLACING else "[p.mask, p.frame]"
+    presets that replace the drawing, ``[mask, frame, key]`` for those that keep it (``key``:
+    the drawing the page drew them from, which the mask editor may have shown stale)."""
+    out = "[p.canvas, p.mask, p.frame, p.key]" if name in REPLACING else "[p.mask, p.frame, p.key]"
     return (f"async (dataset, mask) => {{ window.pixelnetPresetAt = performance.now(); "
             f"const p = await window.pixelnetPreset({name!r}, dataset, mask); return {out}; }}")
 

@@ -444,9 +444,9 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     sent = gr.Textbox(drawing_key(canvas_levels(canvas0, ds0)), visible="hidden",
                       elem_id="drawing-key", label="drawing sent")
     # Presets are drawn in the page (demo/editors.py): the editors and the preview change at
-    # once. Those that keep the drawing read it from the mask editor, then the server sets the
-    # exact pictures (the drawing may have changed since the mask editor last showed it),
-    # and the preview where the page could not draw it, unless a run has started since.
+    # once. Those that keep the drawing read it from the mask editor and name it (`sent`);
+    # where that is not the canvas's drawing (a stroke the mask editor had not shown yet),
+    # the server sets the exact pictures, and the preview unless a run has started since.
     sent_frame = gr.Image(None, type="numpy", format="png", visible="hidden",
                           interactive=False, label="preview sent")
     demo.load(None, js=placeholders_js(ds0))
@@ -458,7 +458,7 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
             btn.click(None, [dataset], [canvas, mask_canvas, frame, sent],
                       js=preset_js(name), **at_once)
         else:
-            btn.click(None, [dataset, mask_canvas], [mask_canvas, frame], js=preset_js(name),
+            btn.click(None, [dataset, mask_canvas], [mask_canvas, frame, sent], js=preset_js(name),
                       **at_once).then(partial(preset_sent, name), [dataset, canvas, seed, sent],
                                       [canvas, mask_canvas, sent, sent_frame], **at_once
                                       ).success(None, sent_frame, frame,

@@ -337,10 +337,11 @@ def preset_sent(preset: str, dataset: str, canvas: dict | None, seed: float | No
                 sent: str | None = None) -> tuple[dict, dict, str, np.ndarray | None]:
     """:func:`apply_preset`'s two canvases, the key of the drawing they show (for
     :func:`sync_drawn`) and the sample panel's preview, for a preset that keeps the drawing.
-    The page has drawn all of them from the mask editor's drawing already: where that is the
-    canvas's drawing (``sent``, its key, is the canvas's), nothing is sent (``gr.skip()`` and
-    no preview), as a late answer would undo what the user did since (a later preset, the
-    sample of a run started at once). Else the mask editor showed an older drawing."""
+    The page has drawn all of them already, from the drawing the mask editor gave it
+    (``sent``: that drawing's key). Where that is the canvas's drawing, nothing is sent
+    (``gr.skip()`` and no preview), as a late answer would undo what the user did since (a
+    later preset, the sample of a run started at once). Else the mask editor gave an older
+    drawing: one the server had not sent it yet, or one it had not loaded yet."""
     if sent == drawing_key(canvas_levels(canvas, dataset)):
         return gr.skip(), gr.skip(), gr.skip(), None
     drawing, mask = apply_preset(preset, dataset, canvas, seed)

@@ -112,6 +112,17 @@ def new_frame(pg, before: str, timeout: float = 30) -> np.ndarray:
     return frame_image(pg)
 
 
+def frame_until(pg, ok, timeout: float = 30) -> np.ndarray:
+    """Wait until the sample panel's image satisfies ``ok`` (the page's own preview of a
+    preset may come first, the server's exact one after it); the last image seen."""
+    deadline = time.time() + timeout
+    while True:
+        frame = frame_image(pg)
+        if ok(frame) or time.time() > deadline:
+            return frame
+        time.sleep(0.1)
+
+
 def stroke(pg, selector: str, points: list[tuple[float, float]], steps: int = 12) -> None:
     """Drag the mouse through ``points`` on an editor's canvas (fractions of its centred
     square)."""
@@ -145,7 +156,8 @@ def test_draw_generate_inspect(page, tmp_path):
         time.sleep(1.5)
         before = pg.locator("#frame img").get_attribute("src")
         pg.click("#preset-2")                                         # Keep top half
-        preview = new_frame(pg, before)
+        new_frame(pg, before)
+        preview = frame_until(pg, lambda f: white_cells(f)[:14].sum() >= 5, timeout=15)
         if white_cells(preview)[:14].sum() >= 5:
             break
     drawn = white_cells(preview)
@@ -215,6 +227,39 @@ def test_a_late_preset_answer_never_hides_a_sample(page, monkeypatch):
     time.sleep(3)
     assert not im.pending_cells(frame_image(pg)).any(), \
         "the preset's late preview replaced the run's sample"
+
+
+def test_a_preset_drawn_before_the_strokes_answer_comes_right(page, monkeypatch):
+    """A preset that keeps the drawing is drawn by the page from the mask editor's drawing,
+    which may still be the one from before a stroke; the server's answer to the stroke may
+    come while the page draws. The server must then still correct the preset (it must judge
+    by the drawing the page drew from, not by the last one sent), the stroke in the preview."""
+    pg, answer = page, threading.Event()
+    js_click(pg, "#preset-0")                                           # Blank
+    time.sleep(3)
+    slow = inputs.sync_mask
+
+    def held_sync(*args):                   # the server's answer to the stroke waits
+        answer.wait(60)
+        return slow(*args)
+
+    monkeypatch.setattr(inputs, "sync_mask", held_sync)
+    pg.evaluate("""() => { const draw = window.pixelnetPreset;     // the page's preset waits
+      window.pixelnetPreset = async (...a) => { const p = await draw(...a);
+        while (!window.pixelnetGo) await new Promise(ok => setTimeout(ok, 50));
+        return p; }; }""")
+    key = "document.querySelector('#drawing-key textarea').value"
+    blank = pg.evaluate(key)
+    stroke(pg, "#canvas", [(0.3, 0.27), (0.68, 0.27), (0.55, 0.5)])
+    time.sleep(0.5)
+    js_click(pg, "#preset-2")                                           # Keep top half
+    time.sleep(0.5)                         # the page has read the mask editor's drawing
+    answer.set()
+    pg.wait_for_function(f"{key} !== {blank!r}", timeout=30_000)        # the stroke's answer
+    pg.evaluate("() => { window.pixelnetGo = true; }")
+    preview = frame_until(pg, lambda f: white_cells(f)[:14].sum() >= 5, timeout=15)
+    assert white_cells(preview)[:14].sum() >= 5, "the preview lost the stroke"
+    assert im.pending_cells(preview)[14:].all()
 
 
 FIRST_SCREEN = ("#canvas", "#frame", "#chart", "#generate")
