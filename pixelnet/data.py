@@ -62,6 +62,11 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                 "ship", "truck"),
 }
+# The classes whose mirror image (left to right) is no longer one of them: digits; emoji
+# flags and symbols (letters, keycaps, arrows, signs)
+NOT_MIRRORABLE: dict[str, tuple[str, ...]] = {
+    "mnist": CLASS_NAMES["mnist"], "fashion": (), "emoji": ("Symbols", "Flags"), "cifar10": (),
+}
 
 
 @dataclass(frozen=True)
@@ -335,6 +340,13 @@ def load_twemoji(split: str = "train", root: str | os.PathLike | None = None
                              "(other code points): re-run tools/emoji_twitter.py")
         images = _nchw(t["images"])
     return images[idx].long(), labels
+
+
+def mirrorable(name: str) -> torch.BoolTensor:
+    """``(K,)``: whether class k of dataset ``name`` stays of its kind mirrored left to right
+    (:data:`NOT_MIRRORABLE`), for training on mirrored images."""
+    names = class_names(name)
+    return torch.tensor([k not in NOT_MIRRORABLE[name] for k in names])
 
 
 def class_names(name: str) -> list[str]:

@@ -451,3 +451,43 @@ def test_twemoji_doubles_the_emoji_training_images():
     assert len(data.val) == 8 and "Twemoji" in data.splits["train"]
     with pytest.raises(ValueError, match="--twemoji.*needs --dataset emoji"):
         train.main(TINY + ["--twemoji"])
+
+
+def test_flip_mirrors_at_random_only_the_classes_that_stay_of_their_kind(monkeypatch, tmp_path):
+    """--flip: a fresh half of each batch mirrored left to right, never digits, emoji flags or
+    symbols; the same images again on a resume (a draw per step)."""
+    ok = pixelnet.data.mirrorable("emoji")
+    names = pixelnet.data.class_names("emoji")
+    assert [n for n, m in zip(names, ok.tolist()) if not m] == ["Symbols", "Flags"]
+    assert pixelnet.data.mirrorable("fashion").all() and not pixelnet.data.mirrorable("mnist").any()
+
+    x = torch.randint(0, 256, (64, 3, 4, 4))
+    allowed = torch.arange(64) % 4 != 0
+    y = train.mirror(x, allowed, seed=0, step=5)
+    flipped = (y != x).flatten(1).any(1)
+    assert torch.equal(y[flipped], x[flipped].flip(-1)) and not flipped[~allowed].any()
+    assert 10 < int(flipped.sum()) < 38                              # about half of 48
+    assert torch.equal(train.mirror(x, allowed, 0, 5), y)
+    assert not torch.equal(train.mirror(x, allowed, 0, 6), y)
+
+    cfg, run = train.parse_args(["--dataset", "emoji", "--arch", "pixelcnn", "--flip",
+                                 "--max-val-images", "8"])
+    data = train.load_data(cfg, run)
+    labels = pixelnet.data.load_labels("emoji", "train")
+    assert data.train_y is None and torch.equal(data.mirrorable, ok[labels])
+
+    seen = []                                                       # what the model trains on
+    step = train.train_step
+    monkeypatch.setattr(train, "train_step", lambda net, m, e, o, xb, *a: (seen.append(xb),
+                                                                          step(net, m, e, o, xb, *a))[1])
+    fashion = [a if a != "mnist" else "fashion" for a in TINY]
+    train.main(fashion + ["--flip", "--max-steps", "8", "--out", str(tmp_path / "f.pt"),
+                          "--run-dir", str(tmp_path / "run")])
+    real = pixelnet.data.load_dataset("fashion", "train")[:64]
+    as_is = {bytes(i.byte().numpy()) for i in real}
+    mirrored = {bytes(i.flip(-1).byte().numpy()) for i in real}
+    got = [bytes(i.byte().cpu().numpy()) for b in seen for i in b]
+    assert len(got) == 32 and all(g in as_is or g in mirrored for g in got)
+    assert 4 < sum(g not in as_is for g in got) < 28
+    with pytest.raises(ValueError, match="--flip: no class of mnist"):
+        train.main(TINY + ["--flip"])

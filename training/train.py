@@ -46,7 +46,7 @@ import pixelnet
 from pixelnet.checkpoint import atomic_save
 from pixelnet.data import (DATASETS, SOURCES, binarize, class_names, data_source,
                            describe_split, load_dataset, load_eval_set, load_labels,
-                           load_twemoji, quantize)
+                           load_twemoji, mirrorable, quantize)
 from training.evaluate import dataset_nll
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,6 +109,10 @@ class TrainConfig:
         "help": "emoji: train on the training split's emoji twice, in Noto's and in Twitter's "
                 "rendering (data/emoji32_twitter.npz, tools/emoji_twitter.py); validation and "
                 "test stay Noto's"})
+    flip: bool = field(default=False, metadata={
+        "help": "mirror each training image left to right with probability 1/2, a fresh draw "
+                "every step; not the classes that would no longer be of their kind (digits, "
+                "emoji flags and symbols: pixelnet.data.NOT_MIRRORABLE)"})
     hparams: dict = field(default_factory=dict)   # model hyperparameters set on the CLI
 
     def validate(self) -> None:
@@ -131,6 +135,9 @@ class TrainConfig:
         if self.twemoji and self.dataset != "emoji":
             raise ValueError(f"--twemoji adds emoji images: it needs --dataset emoji, "
                              f"not {self.dataset}")
+        if self.flip and not mirrorable(self.dataset).any():
+            raise ValueError(f"--flip: no class of {self.dataset} stays of its kind mirrored "
+                             f"(pixelnet.data.NOT_MIRRORABLE); leave --flip out")
         if not 0 <= self.label_drop <= 1:
             raise ValueError(f"--label-drop must be in [0, 1], got {self.label_drop}")
         info = DATASETS[self.dataset]
@@ -259,6 +266,7 @@ class Data:
     splits: dict[str, str]      # "train"/"val" -> describe_split(...)
     train_y: torch.Tensor | None = None    # (N,) class labels, for a class-conditional model
     val_y: torch.Tensor | None = None      # (M,)
+    mirrorable: torch.Tensor | None = None  # (N,) bool: may be mirrored (--flip)
 
 
 @dataclass
@@ -351,14 +359,29 @@ def load_data(cfg: TrainConfig, run: argparse.Namespace) -> Data:
             splits[s] += f", quantized to {cfg.levels} levels"
     data = Data(x_train[:cfg.max_train_images or None].byte(),
                 x_val[:run.max_val_images or None], splits)
-    if cfg.classes:
+    if cfg.classes or cfg.flip:
         y_train = load_labels(cfg.dataset, "train", run.data_root, cfg.data_source)
         if cfg.twemoji:
             y_train = torch.cat([y_train, y_twemoji])
-        data.train_y = y_train[:cfg.max_train_images or None]
+        y_train = y_train[:cfg.max_train_images or None]
+        if cfg.flip:
+            data.mirrorable = mirrorable(cfg.dataset)[y_train]
+            n = int(data.mirrorable.sum())
+            data.splits["train"] += f", mirrored at random ({n} of {len(y_train)} images)"
+    if cfg.classes:
+        data.train_y = y_train
         data.val_y = load_labels(cfg.dataset, "val", run.data_root,
                                  cfg.data_source)[:run.max_val_images or None]
     return data
+
+
+def mirror(x: torch.Tensor, allowed: torch.Tensor, seed: int, step: int) -> torch.Tensor:
+    """The batch ``x`` ``(B, C, H, W)`` with each image that ``allowed`` ``(B,)`` mirrored
+    left to right with probability 1/2 (a fixed draw per step, so a resumed run mirrors the
+    same images)."""
+    g = torch.Generator().manual_seed(seed * 2_000_029 + step)
+    flip = (torch.rand(len(x), generator=g) < 0.5) & allowed
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
 def drop_labels(y: torch.Tensor, p: float, seed: int, step: int) -> torch.Tensor:
@@ -635,8 +658,11 @@ class Trainer:
             if self.data.train_y is not None:
                 y = drop_labels(self.data.train_y[batches[k]], cfg.label_drop, cfg.seed,
                                 p.step).to(self.device)
+            x = images[batches[k]]
+            if self.data.mirrorable is not None:
+                x = mirror(x, self.data.mirrorable[batches[k]], cfg.seed, p.step)
             running += train_step(self.net, self.model, self.ema, self.opt,
-                                  images[batches[k]].to(self.device).long(), cfg, p.step,
+                                  x.to(self.device).long(), cfg, p.step,
                                   self.steps_per_epoch, y)
             running_n += 1
             p.step += 1
