@@ -407,6 +407,33 @@ def test_completion_figure_keeps_the_top_halves(tmp_path):
     assert Image.open(out).size[1] > Image.open(out).size[0]          # 4 rows of 2
     with pytest.raises(ValueError, match="n must be in"):
         completions.pick(0, 10)
+    with pytest.raises(ValueError, match="needs a class-conditional"):
+        completions.figure(model, n=2, seeds=(0,), given_class=True)
+
+
+def test_completions_given_the_class_are_told_each_images_class(tmp_path, monkeypatch):
+    """--given-class: each test image is completed given its own test label (the same
+    images as a run told those classes one by one), and the top halves stay kept."""
+    from training import completions
+    torch.manual_seed(0)
+    model = pixelnet.build_model("pixelcnn", channels=3, levels=8, height=32, width=32,
+                                 layers=1, h=4, out_h=8, classes=10)
+    with torch.no_grad():                   # class vectors start at zero: make them matter
+        model.layers[0].label.weight.normal_(0, 3)
+    path = tmp_path / "emoji_pixelcnn.pt"
+    pixelnet.save_checkpoint(model, path, dataset="emoji", data_source="offline")
+    model = pixelnet.load_checkpoint(path)
+    calls = []
+    real = pixelnet.sample
+    monkeypatch.setattr(pixelnet, "sample", lambda *a, **k: calls.append(k) or real(*a, **k))
+    img = completions.figure(model, n=3, seeds=(0,), scale=1, given_class=True, guidance=2.0)
+    labels = pixelnet.data.load_labels("emoji", "test")
+    chosen = completions.pick(3, len(labels))
+    assert calls[0]["y"].tolist() == labels[chosen].tolist() and calls[0]["guidance"] == 2.0
+    assert torch.equal(img[6:, :, :16], img[:3, :, :16])
+    free = completions.figure(model, n=3, seeds=(0,), scale=1)
+    assert calls[1]["y"] is None
+    assert not torch.equal(free[6:], img[6:])          # the classes changed the completions
 
 
 def test_publish_measures_again_what_an_older_classifier_judged(tiny_checkpoint, monkeypatch):

@@ -34,6 +34,10 @@ train() {   # name, then train.py arguments
 train emoji_pixelcnn_8levels --arch pixelcnn --dataset emoji \
     --init-from checkpoints/experiments/emoji_pixelcnn_8levels.pt --balance \
     --batch-size 64 --lr 5e-4 --val-every 100
+# the app's emoji Row LSTM (8 levels, h = 32): the emoji model whose class samples are the
+# most often classified as asked, mirrored where a mirror image is still of its class
+train emoji_row_lstm --arch row_lstm --dataset emoji --init-from checkpoints/emoji_row_lstm.pt \
+    --balance --flip --batch-size 64 --lr 5e-4 --val-every 100
 # Fashion: its class samples are the furthest from the target (MNIST's are at 93-97% guided):
 # every Fashion architecture
 train fashion_pixelcnn --arch pixelcnn --dataset fashion \

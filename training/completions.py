@@ -2,7 +2,9 @@
 
 Rows: the test images, their kept top halves (the hidden bottom in grey), then one row of
 completions per seed. Images are drawn at 8-bit (a coarse model's levels shown with
-``dequantize``), upscaled with nearest neighbours.
+``dequantize``), upscaled with nearest neighbours. With ``--given-class`` a class-conditional
+model is told each test image's class (at class strength ``--guidance``), as the app's class
+control does.
 
     python training/completions.py checkpoints/emoji_pixelcnn.pt --out docs/emoji_completions.png
 """
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from torchvision.utils import save_image
 
 import pixelnet
-from pixelnet.data import DATASETS, dequantize, load_eval_set
+from pixelnet.data import DATASETS, dequantize, load_eval_set, load_labels
 from pixelnet.sampling import completion_inputs
 
 HIDDEN = 0.5        # grey of the hidden half in the second row
@@ -31,24 +33,33 @@ def pick(n: int, total: int) -> list[int]:
 
 
 def complete(model: pixelnet.Model, images: torch.Tensor, seeds: list[int],
-             temperature: float = 1.0) -> list[torch.Tensor]:
-    """One batch of bottom-half completions ``(N, C, H, W)`` of ``images`` per seed."""
+             temperature: float = 1.0, y: torch.Tensor | None = None,
+             guidance: float = 1.0) -> list[torch.Tensor]:
+    """One batch of bottom-half completions ``(N, C, H, W)`` of ``images`` per seed; ``y``
+    ``(N,)``: each image's class (None: no class)."""
     C, H, W = images.shape[1:]
     _, mask = completion_inputs("top_half", C, H, W, images[0])
     return [pixelnet.sample(model, len(images), known=images, mask=mask, seed=s,
-                            temperature=temperature) for s in seeds]
+                            temperature=temperature, y=y, guidance=guidance) for s in seeds]
 
 
 def figure(model: pixelnet.Model, n: int = 8, seeds: tuple[int, ...] = (0, 1),
-           temperature: float = 1.0, scale: int = 3) -> torch.Tensor:
-    """The figure as a float image batch ``(rows * n, 3, H * scale, W * scale)`` in [0, 1]."""
+           temperature: float = 1.0, scale: int = 3, given_class: bool = False,
+           guidance: float = 1.0) -> torch.Tensor:
+    """The figure as a float image batch ``(rows * n, 3, H * scale, W * scale)`` in [0, 1];
+    ``given_class``: complete each image given its class (a class-conditional model only)."""
     dataset = model.metadata.get("dataset")
     if dataset not in DATASETS:
         raise ValueError(f"the checkpoint names no known dataset (got {dataset!r})")
+    if given_class and not model.cfg.classes:
+        raise ValueError("--given-class needs a class-conditional checkpoint (this one has no "
+                         "classes)")
     L = model.cfg.levels
     test = load_eval_set(dataset, "test", levels=L)
-    x = test[pick(n, len(test))]
-    rows = [x, *complete(model, x, list(seeds), temperature)]
+    chosen = pick(n, len(test))
+    x = test[chosen]
+    y = load_labels(dataset, "test")[chosen] if given_class else None
+    rows = [x, *complete(model, x, list(seeds), temperature, y, guidance)]
     shown = [dequantize(r, L).float() / 255 for r in rows]
     top = shown[0].clone()
     top[:, :, x.shape[2] // 2:] = HIDDEN
@@ -66,16 +77,23 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--n", type=int, default=8, help="test images (columns)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one row per seed")
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--given-class", action="store_true",
+                   help="tell a class-conditional model each test image's class")
+    p.add_argument("--guidance", type=float, default=1.0,
+                   help="class strength with --given-class (1: the model as trained)")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     model = pixelnet.load_checkpoint(a.checkpoint)
-    img = figure(model, a.n, tuple(a.seeds), a.temperature)
+    img = figure(model, a.n, tuple(a.seeds), a.temperature, given_class=a.given_class,
+                 guidance=a.guidance)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image(img, out, nrow=a.n, padding=2, pad_value=1.0)
-    print(f"wrote {out}: {a.n} test images, their top halves, completions at seeds {a.seeds}")
+    given = f", given their classes (strength {a.guidance:g})" if a.given_class else ""
+    print(f"wrote {out}: {a.n} test images, their top halves, completions at seeds "
+          f"{a.seeds}{given}")
     return out
 
 
