@@ -245,6 +245,32 @@ def test_init_from_a_published_checkpoint(tmp_path):
         train.main(args + ["--h", "8"])
 
 
+def test_a_multiscale_model_starts_from_a_single_scale_one(tmp_path):
+    """--arch multiscale --init-from a model of its base: both stacks are that model (the
+    small one has its weights; the conditional one, whose maps of the subsample start at zero,
+    gives the source's logits at the other pixels); it then trains."""
+    tiny = ["--arch", "row_lstm"] + TINY[2:]
+    train.main(tiny + paths(tmp_path, "src") + ["--max-steps", "2"])
+    src = pixelnet.load_checkpoint(tmp_path / "src" / "m.pt").eval()
+    args = ["--arch", "multiscale"] + TINY[2:4] + TINY[10:] + paths(tmp_path, "ms") + [
+        "--init-from", str(tmp_path / "src" / "m.pt"), "--up-channels", "3", "--max-steps", "2"]
+    trainer = train.Trainer(*train.parse_args(args))
+    m = trainer.model.eval()
+    assert (m.cfg.base, m.cfg.layers, m.cfg.small_layers, m.cfg.h, m.cfg.small_h,
+            m.cfg.up_channels) == ("row_lstm", 1, 1, 4, 4, 3)
+    assert_same_weights(m.small.state_dict(), src.state_dict())
+    x = load_eval_set("mnist", "test")[:2]
+    with torch.no_grad():
+        out, full = m(x), src(x)
+    rest = torch.ones(28, 28, dtype=torch.bool)
+    rest[::2, ::2] = False
+    torch.testing.assert_close(out[..., rest], full[..., rest])
+    assert trainer.fit()["step"] == 2
+    trainer.close()
+    with pytest.raises(ValueError, match="drop --h"):
+        train.main(args + ["--h", "8"])
+
+
 def test_ddp_agrees_on_stopping_every_few_steps_only(monkeypatch):
     """The stop flag costs an all_reduce every STOP_SYNC_EVERY steps, not every step."""
     calls = []

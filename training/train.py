@@ -96,7 +96,8 @@ class TrainConfig:
                 "unconditional sampling"})
     init_from: str = field(default="", metadata={
         "help": "start from this published checkpoint's weights (and its hyperparameters; "
-                "the optimizer starts afresh), e.g. checkpoints/mnist_pixelcnn.pt"})
+                "the optimizer starts afresh), e.g. checkpoints/mnist_pixelcnn.pt; with --arch "
+                "multiscale, a model of its base architecture starts both its stacks"})
     balance: bool = field(default=False, metadata={
         "help": "class-conditional models: draw each epoch's images with every class equally "
                 "likely (with replacement) instead of each image once, so that small classes "
@@ -317,9 +318,22 @@ def resumed_config(cfg: TrainConfig, state: dict, path: Path, verbose: bool) -> 
     return saved
 
 
+def multiscale_of(config: dict, hparams: dict) -> dict:
+    """The config of a Multi-Scale model whose two stacks are the single-scale model
+    ``config`` (its architecture is their base, its layers and width theirs); ``scale`` and
+    ``up_channels`` from ``hparams`` where given (else the Multi-Scale defaults)."""
+    stack = {k: v for k, v in config.items() if k != "arch"}
+    own = {k: hparams[k] for k in ("scale", "up_channels") if k in hparams}
+    return dict(stack, arch="multiscale", base=config["arch"], small_layers=config["layers"],
+                small_h=config["h"], **own)
+
+
 def init_config(cfg: TrainConfig, source: torch.nn.Module) -> TrainConfig:
-    """``cfg`` with the hyperparameters of the ``--init-from`` checkpoint ``source``."""
+    """``cfg`` with the hyperparameters of the ``--init-from`` checkpoint ``source`` (a
+    Multi-Scale model from a single-scale one: :func:`multiscale_of`)."""
     path, meta, config = cfg.init_from, source.metadata, source.config
+    if cfg.arch == "multiscale" and config["arch"] in pixelnet.multiscale.bases():
+        config = multiscale_of(config, cfg.hparams)
     if (config["arch"], meta.get("dataset")) != (cfg.arch, cfg.dataset):
         raise ValueError(f"--init-from {path} is a {meta.get('dataset')}/{config['arch']} "
                          f"model, not {cfg.dataset}/{cfg.arch}")
@@ -399,13 +413,25 @@ def build(cfg: TrainConfig, device: torch.device, state: dict | None,
     torch.manual_seed(cfg.seed)
     model = pixelnet.build_model(cfg.arch, **cfg.model_shape(), **cfg.hparams).to(device)
     if source is not None:
-        # an unconditional source lacks only the new class vectors (which start at zero)
-        missing, unexpected = model.load_state_dict(
-            regroup_levels(source.state_dict(), model.state_dict(), model.cfg.channels),
-            strict=False)
-        if unexpected or any(not k.endswith("label.weight") for k in missing):
-            raise ValueError(f"--init-from {cfg.init_from}: its weights do not fit this model "
-                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        # a single-scale source is both stacks of a Multi-Scale model (its convolutions do not
+        # depend on the image's size); the conditional stack's maps of the upsampled subsample
+        # start at zero, so that it starts as the source
+        grown = model.arch == "multiscale" and source.arch != "multiscale"
+        for part in (model.small, model.cond) if grown else (model,):
+            # an unconditional source lacks only the new class vectors (which start at zero)
+            missing, unexpected = part.load_state_dict(
+                regroup_levels(source.state_dict(), part.state_dict(), model.cfg.channels),
+                strict=False)
+            fresh = (("label.weight", "cond.weight", "cond.bias") if grown and part is model.cond
+                     else ("label.weight",))
+            if unexpected or any(not k.endswith(fresh) for k in missing):
+                raise ValueError(f"--init-from {cfg.init_from}: its weights do not fit this "
+                                 f"model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        if grown:
+            with torch.no_grad():
+                for layer in model.cond.layers:
+                    layer.cond.weight.zero_()
+                    layer.cond.bias.zero_()
     opt = make_optimizer(cfg, model)
     if state is not None:
         model.load_state_dict(state["model"])
