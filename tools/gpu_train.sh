@@ -26,16 +26,16 @@ train() {   # name, then train.py arguments
         --warmup 300 --out "$OUT/$name.pt" --run-dir "/tmp/gpu_runs/$name" --save-every 60 \
         > "/tmp/gpu_runs/$name.log" 2>&1 &
 }
-# emoji: the colour model whose samples are not yet recognisable (issue 16): 8 levels per
-# channel, every class equally often (--levels and --classes are kept from a published
-# checkpoint that has them; from a 256-level one they set up the coarse conditional model).
-# Not --twemoji: Twitter's drawings as more data made the emoji Row LSTM 4% worse on Noto's
-# validation images in an A/B (README)
-train emoji_pixelcnn_8levels --arch pixelcnn --dataset emoji \
-    --init-from checkpoints/experiments/emoji_pixelcnn_8levels.pt --balance \
+# emoji: the colour models whose samples are not yet recognisable enough (issue 16), 8 levels
+# a channel, every class equally often, mirrored where a mirror image is still of its class
+# (--levels, --classes and the sizes are kept from the published checkpoints). Not --twemoji:
+# Twitter's drawings as more data made the emoji Row LSTM 4% worse on Noto's validation images
+# in an A/B (README). The app's emoji Multi-Scale model (a Row LSTM base, both stacks started
+# from the emoji Row LSTM): its 16x16 model draws the round shapes
+train emoji_multiscale --arch multiscale --dataset emoji \
+    --init-from checkpoints/emoji_multiscale.pt --balance --flip \
     --batch-size 64 --lr 5e-4 --val-every 100
-# the app's emoji Row LSTM (8 levels, h = 32): the emoji model whose class samples are the
-# most often classified as asked, mirrored where a mirror image is still of its class
+# the app's emoji Row LSTM (8 levels, h = 32)
 train emoji_row_lstm --arch row_lstm --dataset emoji --init-from checkpoints/emoji_row_lstm.pt \
     --balance --flip --batch-size 64 --lr 5e-4 --val-every 100
 # Fashion: its class samples are the furthest from the target (MNIST's are at 93-97% guided):
