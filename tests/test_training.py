@@ -271,6 +271,39 @@ def test_a_multiscale_model_starts_from_a_single_scale_one(tmp_path):
         train.main(args + ["--h", "8"])
 
 
+def test_small_only_trains_the_small_stack_alone(tmp_path, monkeypatch):
+    """--small-only: the small stack trains on the subsamples of the batches; the conditional
+    stack and upsampler keep the --init-from weights; the checkpoint is the whole model.
+    Without a Multi-Scale source it is refused."""
+    tiny = ["--arch", "row_lstm"] + TINY[2:]
+    train.main(tiny + paths(tmp_path, "src") + ["--max-steps", "2"])
+    ms = ["--arch", "multiscale"] + TINY[2:4] + TINY[10:]
+    train.main(ms + paths(tmp_path, "ms") + ["--init-from", str(tmp_path / "src" / "m.pt"),
+                                              "--up-channels", "3", "--max-steps", "2"])
+    src = pixelnet.load_checkpoint(tmp_path / "ms" / "m.pt")
+    seen = []
+    step = train.train_step
+    monkeypatch.setattr(train, "train_step", lambda net, m, e, o, xb, *a: (seen.append((net, xb)),
+                                                                          step(net, m, e, o, xb, *a))[1])
+    out = train.main(ms + paths(tmp_path, "small") + [
+        "--init-from", str(tmp_path / "ms" / "m.pt"), "--small-only", "--max-steps", "3",
+        "--val-every", "3"])
+    model = out["model"]
+    assert all(net is model.small for net, _ in seen)
+    assert [tuple(xb.shape) for _, xb in seen] == [(4, 1, 14, 14)] * 3
+    new = pixelnet.load_checkpoint(tmp_path / "small" / "m.pt")
+    for name, w in src.state_dict().items():
+        same = torch.equal(new.state_dict()[name], w)
+        assert same != (name.startswith("small.") and not name.endswith("mask")), name
+    log = list(csv.DictReader(open(tmp_path / "small" / "m_log.csv")))
+    assert {r["split"] for r in log} == {"train_subsample", "val"}
+    with pytest.raises(ValueError, match="needs --arch multiscale and --init-from"):
+        train.main(ms + paths(tmp_path, "x") + ["--small-only"])
+    with pytest.raises(ValueError, match="is a row_lstm model"):
+        train.main(ms + paths(tmp_path, "x") + ["--small-only", "--init-from",
+                                                 str(tmp_path / "src" / "m.pt")])
+
+
 def test_ddp_agrees_on_stopping_every_few_steps_only(monkeypatch):
     """The stop flag costs an all_reduce every STOP_SYNC_EVERY steps, not every step."""
     calls = []

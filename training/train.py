@@ -114,6 +114,13 @@ class TrainConfig:
         "help": "mirror each training image left to right with probability 1/2, a fresh draw "
                 "every step; not the classes that would no longer be of their kind (digits, "
                 "emoji flags and symbols: pixelnet.data.NOT_MIRRORABLE)"})
+    small_only: bool = field(default=False, metadata={
+        "help": "Multi-Scale with --init-from a Multi-Scale checkpoint: train only its small "
+                "stack, on the training images' subsamples (a quarter of the pixels at scale "
+                "2); the conditional stack and upsampler keep their weights and are not run "
+                "(the stacks share no weights, so this is the model's loss less a constant). "
+                "Validation and the checkpoint are the whole model's; the logged training "
+                "loss is the subsample's"})
     hparams: dict = field(default_factory=dict)   # model hyperparameters set on the CLI
 
     def validate(self) -> None:
@@ -139,6 +146,10 @@ class TrainConfig:
         if self.flip and not mirrorable(self.dataset).any():
             raise ValueError(f"--flip: no class of {self.dataset} stays of its kind mirrored "
                              f"(pixelnet.data.NOT_MIRRORABLE); leave --flip out")
+        if self.small_only and (self.arch != "multiscale" or not self.init_from):
+            raise ValueError("--small-only trains a Multi-Scale model's small stack alone: it "
+                             "needs --arch multiscale and --init-from a Multi-Scale checkpoint "
+                             "(whose conditional stack it keeps)")
         if not 0 <= self.label_drop <= 1:
             raise ValueError(f"--label-drop must be in [0, 1], got {self.label_drop}")
         info = DATASETS[self.dataset]
@@ -205,12 +216,13 @@ def hardware(device: torch.device, world: int) -> str:
 # ---------------------------------------------------------------------------------------------
 # logging
 
-def display(nats: float, dataset: str) -> str:
-    """NLL in the unit the paper reports: nats/image for binarized MNIST, else bits/dim."""
+def display(nats: float, dataset: str, dims: int | None = None) -> str:
+    """NLL in the unit the paper reports: nats/image for binarized MNIST, else bits/dim (of
+    images of ``dims`` sub-pixels; default: the dataset's)."""
     info = DATASETS[dataset]
     if info.binarized:
         return f"{nats:.2f} nats"
-    return f"{pixelnet.bits_per_dim(nats, info.dims):.4f} bpd"
+    return f"{pixelnet.bits_per_dim(nats, dims or info.dims):.4f} bpd"
 
 
 def write_log(log: list[dict], csv_path: Path, png_path: Path, dataset: str) -> None:
@@ -229,7 +241,8 @@ def write_log(log: list[dict], csv_path: Path, png_path: Path, dataset: str) -> 
     binarized = DATASETS[dataset].binarized
     key, unit = ("nats", "nats / image") if binarized else ("bits_per_dim", "bits / dim")
     fig, ax = plt.subplots(figsize=(6, 4))
-    for split, style in (("train", "-"), ("val", "o-"), ("val_given_class", "s--")):
+    for split, style in (("train", "-"), ("train_subsample", "-"), ("val", "o-"),
+                         ("val_given_class", "s--")):
         rows = [r for r in log if r["split"] == split]
         if rows:
             ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], style, label=split,
@@ -333,6 +346,9 @@ def init_config(cfg: TrainConfig, source: torch.nn.Module) -> TrainConfig:
     Multi-Scale model from a single-scale one: :func:`multiscale_of`)."""
     path, meta, config = cfg.init_from, source.metadata, source.config
     if cfg.arch == "multiscale" and config["arch"] in pixelnet.multiscale.bases():
+        if cfg.small_only:
+            raise ValueError(f"--small-only keeps the conditional stack of a Multi-Scale "
+                             f"model, but --init-from {path} is a {config['arch']} model")
         config = multiscale_of(config, cfg.hparams)
     if (config["arch"], meta.get("dataset")) != (cfg.arch, cfg.dataset):
         raise ValueError(f"--init-from {path} is a {meta.get('dataset')}/{config['arch']} "
@@ -432,7 +448,7 @@ def build(cfg: TrainConfig, device: torch.device, state: dict | None,
                 for layer in model.cond.layers:
                     layer.cond.weight.zero_()
                     layer.cond.bias.zero_()
-    opt = make_optimizer(cfg, model)
+    opt = make_optimizer(cfg, model.small if cfg.small_only else model)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -488,7 +504,7 @@ def train_step(net: torch.nn.Module, model: torch.nn.Module, ema: torch.nn.Modul
                steps_per_epoch: int, y: torch.Tensor | None = None) -> float:
     """One optimizer step on the batch ``x`` (labels ``y`` for a class-conditional model);
     returns its loss in nats per image."""
-    dims = DATASETS[cfg.dataset].dims
+    dims = x[0].numel()                 # sub-pixels per image (of the subsample: --small-only)
     warm = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup else 1.0
     for g in opt.param_groups:          # smooth exponential decay, a function of the step
         g["lr"] = warm * cfg.lr * cfg.lr_decay ** (step / steps_per_epoch)
@@ -582,7 +598,8 @@ class Trainer:
             self.progress.best_val = source.metadata.get(key) or float("inf")
         self.progress.hardware = list(dict.fromkeys(
             [*self.progress.hardware, hardware(self.device, self.world)]))
-        self.net = DistributedDataParallel(self.model) if self.world > 1 else self.model
+        trained = self.model.small if self.cfg.small_only else self.model
+        self.net = DistributedDataParallel(trained) if self.world > 1 else trained
         if run.compile:     # shares model's parameters: saving and EMA keep using `model`
             self.net = torch.compile(self.net)
         self.local_batch = self.cfg.batch_size // self.world
@@ -607,11 +624,12 @@ class Trainer:
         """Wall time of the training loops of this run, resumes included."""
         return self.progress.seconds_before + time.monotonic() - self.loop_started
 
-    def log(self, split: str, nats: float) -> None:
+    def log(self, split: str, nats: float, dims: int | None = None) -> None:
         p = self.progress
         p.log.append(dict(step=p.step, epoch=round(p.step / self.steps_per_epoch, 4),
                           seconds=round(self.seconds(), 1), split=split, nats=nats,
-                          bits_per_dim=pixelnet.bits_per_dim(nats, DATASETS[self.cfg.dataset].dims)))
+                          bits_per_dim=pixelnet.bits_per_dim(
+                              nats, dims or DATASETS[self.cfg.dataset].dims)))
 
     def save_state(self) -> None:
         """The resume state (atomically), and the log's CSV and curve beside the checkpoint."""
@@ -687,17 +705,22 @@ class Trainer:
             x = images[batches[k]]
             if self.data.mirrorable is not None:
                 x = mirror(x, self.data.mirrorable[batches[k]], cfg.seed, p.step)
+            if cfg.small_only:
+                x = self.model.subsample(x)
             running += train_step(self.net, self.model, self.ema, self.opt,
                                   x.to(self.device).long(), cfg, p.step,
                                   self.steps_per_epoch, y)
             running_n += 1
             p.step += 1
             bar.update()
-            bar.set_postfix(loss=display(running / running_n, cfg.dataset), refresh=False)
+            bar.set_postfix(loss=display(running / running_n, cfg.dataset, x[0].numel()),
+                            refresh=False)
 
             end_of_epoch = p.step % self.steps_per_epoch == 0
             if p.step % run.log_every == 0 or end_of_epoch or p.step == self.total:
-                self.log("train", all_sum(running / running_n, device=self.device)[0] / self.world)
+                self.log("train_subsample" if cfg.small_only else "train",
+                         all_sum(running / running_n, device=self.device)[0] / self.world,
+                         x[0].numel())
                 running, running_n = 0.0, 0
             stop = should_stop(p.step, self.started, run.time_budget, self.world, self.device)
             if end_of_epoch or p.step % run.val_every == 0 or p.step == self.total or stop:
