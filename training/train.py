@@ -293,6 +293,11 @@ class Progress:
     hardware: list[str] = field(default_factory=list)
 
 
+def trained_part(cfg: TrainConfig, model: torch.nn.Module) -> torch.nn.Module:
+    """The module whose weights the run trains: the small stack (``--small-only``) or all."""
+    return model.small if cfg.small_only else model
+
+
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(model.parameters(), lr=cfg.lr)
@@ -448,7 +453,7 @@ def build(cfg: TrainConfig, device: torch.device, state: dict | None,
                 for layer in model.cond.layers:
                     layer.cond.weight.zero_()
                     layer.cond.bias.zero_()
-    opt = make_optimizer(cfg, model.small if cfg.small_only else model)
+    opt = make_optimizer(cfg, trained_part(cfg, model))
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -598,7 +603,7 @@ class Trainer:
             self.progress.best_val = source.metadata.get(key) or float("inf")
         self.progress.hardware = list(dict.fromkeys(
             [*self.progress.hardware, hardware(self.device, self.world)]))
-        trained = self.model.small if self.cfg.small_only else self.model
+        trained = trained_part(self.cfg, self.model)
         self.net = DistributedDataParallel(trained) if self.world > 1 else trained
         if run.compile:     # shares model's parameters: saving and EMA keep using `model`
             self.net = torch.compile(self.net)
