@@ -240,12 +240,23 @@ def model_status(dataset: str, architecture: str) -> str:
         return f"⚠️ {e}"
 
 
-def temperature_note(temperature) -> str:
-    """The line under the temperature slider: what this temperature does."""
+def temperature_note(temperature, dataset: str | None = None,
+                     architecture: str | None = None) -> str:
+    """The line under the temperature slider: what this temperature does (and, where it is
+    the suggested temperature of the model ``(dataset, architecture)``, why)."""
     try:
         t = parse_temperature(temperature)
     except ValueError:
         return ""
+    try:
+        suggested = t != 1 and t == registry.suggested_temperature(dataset, architecture)
+    except (TypeError, ValueError):       # no model named, or not one of the app's
+        suggested = False
+    if suggested:
+        ds, arch = registry.dataset_key(dataset), registry.arch_key(architecture)
+        return (f"Temperature {t:g}, suggested for the {registry.DISPLAY[ds]} {ARCH_NAMES[arch]} "
+                "model: a slightly sharpened softmax, so that a rare value (a stray pixel of "
+                "another colour) seldom derails the rest. 1 = the model as trained.")
     if t == 0:
         return ("**Temperature 0: the most likely value every time.** On MNIST the most likely "
                 "value of the first pixels is black, so greedy sampling keeps choosing black: "
@@ -281,9 +292,11 @@ ENTROPY_NOTE = ("**Where the model was unsure.** Each pixel of the uncertainty m
 
 
 def change_dataset(dataset: str, architecture: str):
-    """New dataset: its first example with the bottom half to complete, its architectures."""
+    """New dataset: its first example with the bottom half to complete, its architectures
+    (showing the one the app suggests for it, if any, else keeping the current one)."""
     archs = [ARCH_NAMES[a] for a in architectures(dataset)]
-    arch = architecture if architecture in archs else archs[0]
+    best = registry.suggested_architecture(dataset)
+    arch = ARCH_NAMES[best] if best else architecture if architecture in archs else archs[0]
     c, m = first_example(dataset)
     return c, m, gr.update(choices=archs, value=arch), model_status(dataset, arch), \
         empty_chart(dataset, arch)
@@ -400,7 +413,8 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
             with gr.Row():
                 temperature = raw(gr.Slider(0, MAX_TEMPERATURE, DEFAULTS["temperature"],
                                             step=0.05,
-                                            label="Temperature (0 = most likely value)"))
+                                            label="Temperature (0 = most likely value)",
+                                            elem_id="temperature"))
                 seed = raw(gr.Number(DEFAULTS["seed"], precision=0, label="Seed"))
                 label = raw(gr.Dropdown([ANY], value=ANY, label="Class",
                                         elem_id="label", interactive=False))
@@ -475,7 +489,13 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                       inputs=[dataset, architecture], outputs=arch_note, **at_once)
     ds_evt.success(**arch_noted)
     architecture.input(**arch_noted)
-    temperature.change(temperature_note, temperature, temp_note, **at_once)
+    temperature.change(temperature_note, [temperature, dataset, architecture], temp_note,
+                       **at_once)
+    # a newly chosen model starts at its suggested temperature (1 but for emoji Multi-Scale)
+    suggested = dict(fn=registry.suggested_temperature, inputs=[dataset, architecture],
+                     outputs=temperature, **at_once)
+    ds_evt.success(**suggested)
+    architecture.input(**suggested)
     labelled = dict(fn=label_control, inputs=[dataset, architecture, label], outputs=label,
                     api_visibility="private")
     ds_evt.success(**labelled)

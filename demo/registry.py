@@ -32,6 +32,14 @@ DATASETS: dict[str, str] = {"MNIST digits": "mnist", "Fashion-MNIST": "fashion",
 """Display name -> dataset key (``checkpoints/{key}_{arch}.pt``)."""
 DISPLAY: dict[str, str] = {v: k for k, v in DATASETS.items()}
 
+SUGGESTED: dict[str, tuple[str, float]] = {"emoji": ("multiscale", 0.8)}
+"""Dataset key -> the architecture the app switches to when the dataset is chosen, and the
+temperature that model is suggested at (every other model: 1, as trained). The emoji
+Multi-Scale model draws the most recognisable emoji; at temperature 1 a single rare value (a
+stray pixel of another colour) derails what follows, while at 0.8 its faces stay round and
+its completions keep their shape (README, "The trained models"). The single-scale emoji
+models, and Fashion's, lose recognisable samples at 0.8, so they stay at 1."""
+
 ARCH_NAMES: dict[str, str] = {a: pixelnet.MODELS[a].title for a in pixelnet.ARCHITECTURES}
 """Architecture key -> display name."""
 
@@ -70,6 +78,21 @@ def architectures(dataset: str) -> list[str]:
     ds = dataset_key(dataset)
     return [a for a in pixelnet.ARCHITECTURES
             if single_scale(a) or (CHECKPOINTS / f"{ds}_{a}.pt").is_file()]
+
+
+def suggested_architecture(dataset: str) -> str | None:
+    """The architecture key to show first for ``dataset`` (a key or a display name), if the
+    app suggests one and its checkpoint exists; else None (keep the current one)."""
+    ds = dataset_key(dataset)
+    arch = SUGGESTED.get(ds, (None, 1.0))[0]
+    return arch if arch is not None and arch in architectures(ds) else None
+
+
+def suggested_temperature(dataset: str, architecture: str) -> float:
+    """The temperature the app suggests for the model ``(dataset, architecture)`` (keys or
+    display names): below 1 only where it was measured to make samples more recognisable."""
+    arch, t = SUGGESTED.get(dataset_key(dataset), (None, 1.0))
+    return t if arch is not None and arch == arch_key(architecture) else 1.0
 
 
 def checkpoint_path(dataset: str, arch: str) -> Path:

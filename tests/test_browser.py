@@ -340,6 +340,29 @@ def test_first_screen_at_1280x800_before_and_during_a_run(projector, tmp_path):
     js_click(pg, "#stop")
 
 
+def choose(pg, dropdown: str, option: str) -> None:
+    """Pick ``option`` in the Gradio dropdown ``dropdown`` as a person does: open, click."""
+    pg.locator(f"{dropdown} input").click()
+    pg.locator("ul[role=listbox] li", has_text=option).first.click()
+
+
+def test_emoji_starts_with_its_best_model_at_its_suggested_temperature(projector):
+    pg = projector
+    value = "document.querySelector('#temperature input[type=number]').value"
+    note = "document.querySelector('#temperature-note').innerText"
+    arch = "document.querySelector('#arch input').value"
+    assert float(pg.evaluate(value)) == 1.0
+    choose(pg, "#dataset", "Emoji")
+    want = registry.suggested_temperature("emoji", "multiscale")
+    pg.wait_for_function(f"{arch} === 'Multi-Scale'", timeout=30_000)
+    pg.wait_for_function(f"parseFloat({value}) === {want}", timeout=30_000)
+    pg.wait_for_function(f"{note}.includes('suggested for the Emoji Multi-Scale model')",
+                         timeout=30_000)
+    choose(pg, "#arch", "Row LSTM")                 # another model: as trained
+    pg.wait_for_function(f"parseFloat({value}) === 1", timeout=30_000)
+    pg.wait_for_function(f"!{note}.includes('suggested')", timeout=30_000)
+
+
 def test_compare_placeholder_and_its_own_stop(projector):
     pg = projector
     js_click(pg, "input[value='Slow']")                 # the Generate tab's speed

@@ -192,6 +192,31 @@ def test_the_lines_beside_the_controls_say_what_happens(monkeypatch):
     assert "unsure" in gen.ENTROPY_NOTE and "black = sure" in gen.ENTROPY_NOTE
 
 
+def test_only_the_emoji_multiscale_model_suggests_a_temperature_and_its_note_says_why():
+    assert registry.suggested_architecture("Emoji") == "multiscale"
+    assert registry.suggested_architecture("fashion") is None
+    t = registry.suggested_temperature("Emoji", "Multi-Scale")
+    assert t == registry.suggested_temperature("emoji", "multiscale") < 1
+    for ds, arch in [("Emoji", "Row LSTM"), ("MNIST digits", "Multi-Scale"), ("fashion", "pixelcnn")]:
+        assert registry.suggested_temperature(ds, arch) == 1, (ds, arch)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        registry.suggested_temperature("cifar", "pixelcnn")
+    note = gen.temperature_note(t, "Emoji", "Multi-Scale")
+    assert "suggested for the Emoji Multi-Scale model" in note
+    assert "suggested" not in gen.temperature_note(t, "Emoji", "PixelCNN")   # not its own
+    assert "suggested" not in gen.temperature_note(1, "Emoji", "Multi-Scale")  # as trained
+    assert gen.temperature_note(t, "nonsense", "Multi-Scale") == gen.temperature_note(t)
+
+
+def test_choosing_emoji_shows_its_multiscale_model(monkeypatch):
+    monkeypatch.setattr(gen, "model_status", lambda d, a: "")
+    monkeypatch.setattr(gen, "empty_chart", lambda d, a: None)
+    *_, arch, _, _ = gen.change_dataset("Emoji", "Row LSTM")
+    assert arch["value"] == "Multi-Scale"
+    *_, arch, _, _ = gen.change_dataset("Fashion-MNIST", "Row LSTM")     # no suggestion: kept
+    assert arch["value"] == "Row LSTM"
+
+
 def test_the_last_chart_is_the_most_uncertain_generated_pixel(monkeypatch):
     shape = registry.DATASET_INFO["mnist"].model_shape()
     torch.manual_seed(0)
