@@ -92,7 +92,7 @@ def suggested_temperature(dataset: str, architecture: str) -> float:
     """The temperature the app suggests for the model ``(dataset, architecture)`` (keys or
     display names): below 1 only where it was measured to make samples more recognisable."""
     arch, t = SUGGESTED.get(dataset_key(dataset), (None, 1.0))
-    return t if arch is not None and arch == arch_key(architecture) else 1.0
+    return t if arch == arch_key(architecture) else 1.0
 
 
 def checkpoint_path(dataset: str, arch: str) -> Path:

@@ -712,20 +712,19 @@ class Trainer:
                 x = mirror(x, self.data.mirrorable[batches[k]], cfg.seed, p.step)
             if cfg.small_only:
                 x = self.model.subsample(x)
+            dims = x[0].numel()         # sub-pixels per image (of the subsample: --small-only)
             running += train_step(self.net, self.model, self.ema, self.opt,
                                   x.to(self.device).long(), cfg, p.step,
                                   self.steps_per_epoch, y)
             running_n += 1
             p.step += 1
             bar.update()
-            bar.set_postfix(loss=display(running / running_n, cfg.dataset, x[0].numel()),
-                            refresh=False)
+            bar.set_postfix(loss=display(running / running_n, cfg.dataset, dims), refresh=False)
 
             end_of_epoch = p.step % self.steps_per_epoch == 0
             if p.step % run.log_every == 0 or end_of_epoch or p.step == self.total:
                 self.log("train_subsample" if cfg.small_only else "train",
-                         all_sum(running / running_n, device=self.device)[0] / self.world,
-                         x[0].numel())
+                         all_sum(running / running_n, device=self.device)[0] / self.world, dims)
                 running, running_n = 0.0, 0
             stop = should_stop(p.step, self.started, run.time_budget, self.world, self.device)
             if end_of_epoch or p.step % run.val_every == 0 or p.step == self.total or stop:
