@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import pixelnet
-from pixelnet.sampling import MAX_SAMPLES, conditionals, draw_noise
+from pixelnet.sampling import MAX_SAMPLES, conditionals, cut_tail, draw_noise
 
 MAX_BATCH = min(int(os.environ.get("PIXELNET_MAX_BATCH", "32")), MAX_SAMPLES)
 """The most runs stepped together."""
@@ -57,15 +57,16 @@ class Job:
     ``known`` ``(C, H, W)`` int levels, ``gen`` ``(H, W)`` or ``(C, H, W)`` bool (True =
     generate), ``temperature`` >= 0, ``seed`` in ``[0, 2**63)`` (``ValueError`` otherwise,
     from ``draw_noise``), ``y`` a class index or None, ``guidance`` how strongly the class
-    is followed (``pixelnet.sample``'s). ``order`` ``(total, 3)`` lists the
+    is followed and ``min_p`` which unlikely values are never drawn (``pixelnet.sample``'s). ``order`` ``(total, 3)`` lists the
     run's own sub-pixels ``(i, j, c)`` in generation order.
     """
 
     def __init__(self, model: torch.nn.Module, known: np.ndarray, gen: np.ndarray,
-                 temperature: float, seed: int, y: int | None = None, guidance: float = 1.0):
+                 temperature: float, seed: int, y: int | None = None, guidance: float = 1.0,
+                 min_p: float = 0.0):
         C = model.cfg.channels
         self.model, self.temperature, self.seed, self.y = model, float(temperature), seed, y
-        self.guidance = float(guidance)
+        self.guidance, self.min_p = float(guidance), float(min_p)
         self.known = np.asarray(known, np.int64)
         self.gen = np.broadcast_to(np.asarray(gen, bool), self.known.shape).copy()
         self.noise = draw_noise(model, 1, seed)[0]                           # (C, H, W)
@@ -165,6 +166,7 @@ class Batch:
         self.y = (torch.tensor([-1 if j.y is None else j.y for j in jobs])
                   if any(j.y is not None for j in jobs) else None)
         self.guidance = torch.tensor([j.guidance for j in jobs], dtype=torch.float64)  # (B,)
+        self.min_p = torch.tensor([j.min_p for j in jobs], dtype=torch.float64)        # (B,)
         self.started = self.sampled = time.perf_counter()
 
     def run(self) -> None:
@@ -175,7 +177,8 @@ class Batch:
             stream = pixelnet.sample_stream(
                 self.model, len(jobs), torch.from_numpy(self.image.copy()), torch.from_numpy(gen),
                 torch.tensor([j.temperature for j in jobs], dtype=torch.float64), y=y,
-                noise=torch.stack([j.noise for j in jobs]), guidance=self.guidance)
+                noise=torch.stack([j.noise for j in jobs]), guidance=self.guidance,
+                min_p=self.min_p)
             last = time.perf_counter()
             for ev in stream:
                 i, j, c = ev.i, ev.j, ev.c
@@ -205,7 +208,8 @@ class Batch:
 
     def score(self, gen: np.ndarray) -> None:
         """NLL of every image (under the model, given its class), the distributions of its
-        kept sub-pixels (those it would have been drawn from: at its temperature and guidance)
+        kept sub-pixels (those it would have been drawn from: at its temperature, guidance and
+        min-p)
         and its entropy map, from one forward pass per ``SCORE_CHUNK`` images (of twice as
         many where a run is guided: ``pixelnet.sampling.conditionals``)."""
         for s in range(0, len(self.jobs), SCORE_CHUNK):
@@ -217,7 +221,8 @@ class Batch:
                 logits = logits.float()                                    # (b, L, C, H, W)
                 self.nll[rows] = F.cross_entropy(logits, x, reduction="none").flatten(1).sum(1)
                 t = torch.tensor([j.temperature for j in self.jobs[rows]])
-                p = tempered(drawn.float(), t).movedim(1, -1).numpy()      # (b, C, H, W, L)
+                p = tempered(drawn.float(), t, self.min_p[rows])
+                p = p.movedim(1, -1).numpy()                               # (b, C, H, W, L)
             kept = ~gen[rows]
             self.probs[rows][kept] = p[kept]
             ent = -(p * np.log2(np.where(p > 0, p, 1))).sum(-1).sum(1)     # (b, H, W)
@@ -225,12 +230,18 @@ class Batch:
                 self.entropy[s + k] = ent[k]
 
 
-def tempered(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+def tempered(logits: torch.Tensor, temperature: torch.Tensor,
+             min_p: torch.Tensor | None = None) -> torch.Tensor:
     """The distributions a run samples from: softmax over the levels of ``logits`` ``(b, L, C,
-    H, W)`` at each image's ``temperature`` ``(b,)``; at 0, all on the most likely value."""
+    H, W)`` at each image's ``temperature`` ``(b,)``, without the values under its ``min_p``
+    ``(b,)`` (``pixelnet.sampling.cut_tail``; None: none cut); at temperature 0, all on the
+    most likely value."""
     t = temperature.reshape(-1, 1, 1, 1, 1)
-    return torch.where(t > 0, torch.softmax(logits / t.clamp(min=1e-12), 1),
-                       F.one_hot(logits.argmax(1), logits.shape[1]).movedim(-1, 1).float())
+    p = torch.where(t > 0, torch.softmax(logits / t.clamp(min=1e-12), 1),
+                    F.one_hot(logits.argmax(1), logits.shape[1]).movedim(-1, 1).float())
+    if min_p is None or not bool((min_p > 0).any()):
+        return p
+    return cut_tail(p, min_p.reshape(-1, 1, 1, 1, 1).to(p.dtype))
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None

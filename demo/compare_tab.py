@@ -19,7 +19,8 @@ from demo import imaging as im
 from demo.components import inlined, raw
 from demo.generate_tab import FRAME_H, GenerateTab
 from demo.inputs import (ANY, DEFAULTS, fail, label_choices, label_control, load_model,
-                         model_levels, parse_guidance, parse_label, shape, start_inputs)
+                         model_levels, parse_guidance, parse_label, parse_min_p, shape,
+                         start_inputs)
 from demo.registry import (ARCH_NAMES, architectures, class_names, coarse, of_levels, title,
                            training)
 from demo.runs import STOPS, VIEWERS, Run, follow, press_stop, stopped_line
@@ -35,13 +36,14 @@ def compare(canvas: dict | None = None, mask: dict | None = None,
             dataset: str = DEFAULTS["dataset"], temperature: float = DEFAULTS["temperature"],
             seed: float = DEFAULTS["seed"], speed: str = DEFAULTS["speed"],
             label: str = DEFAULTS["label"], guidance: float = DEFAULTS["guidance"],
+            min_p: float = DEFAULTS["min_p"],
             request: gr.Request | None = None) -> Iterator[tuple]:
     """The same canvas, mask and seed through every architecture, side by side (the API's
     ``/compare``): yields ``(frame, table)``, the frames in one image with their names above;
     the table ends with each model's NLL and sampling time (that of the batch its run was
     sampled in, with other users' runs of the same model)."""
     for archs, frames, table in compare_stream(canvas, mask, dataset, temperature, seed, speed,
-                                               label, guidance, request):
+                                               label, guidance, request, min_p):
         yield im.side_by_side(frames, [ARCH_NAMES[a] for a in archs]), table
 
 
@@ -49,18 +51,19 @@ def compare_panels(canvas: dict | None = None, mask: dict | None = None,
                    dataset: str = DEFAULTS["dataset"], temperature: float = DEFAULTS["temperature"],
                    seed: float = DEFAULTS["seed"], speed: str = DEFAULTS["speed"],
                    label: str = DEFAULTS["label"], guidance: float = DEFAULTS["guidance"],
+                   min_p: float = DEFAULTS["min_p"],
                    request: gr.Request | None = None) -> Iterator[tuple]:
     """Compare in the UI: one image per architecture of ``pixelnet.ARCHITECTURES`` (its name
     is the component's label; those not offered for the dataset hidden), then the table."""
     for archs, frames, table in compare_stream(canvas, mask, dataset, temperature, seed, speed,
-                                               label, guidance, request):
+                                               label, guidance, request, min_p):
         shown = dict(zip(archs, frames))
         yield (*(gr.update(value=shown[a], visible=True) if a in shown else
                  gr.update(visible=False) for a in pixelnet.ARCHITECTURES), table)
 
 
 def compare_stream(canvas, mask, dataset, temperature, seed, speed, label, guidance=1.0,
-                   request: gr.Request | None = None
+                   request: gr.Request | None = None, min_p=0.0
                    ) -> Iterator[tuple[list[str], list[np.ndarray], str]]:
     """Run every architecture of ``dataset`` on the same input: yields ``(architecture keys,
     their frames, progress or the final table)``. The page's Stop (``request``: its session)
@@ -70,15 +73,15 @@ def compare_stream(canvas, mask, dataset, temperature, seed, speed, label, guida
     archs = architectures(ds)
     ds, _, temperature, seed, rate, known, gen = start_inputs(
         canvas, mask, ds, archs[0], temperature, seed, speed)
-    guidance = parse_guidance(guidance)
+    guidance, min_p = parse_guidance(guidance), parse_min_p(min_p)
     models = {a: load_model(ds, a) for a in archs}
     ys = compare_labels(label, [models[a] for a in archs])
     C = known.shape[0]
     # each model sees the canvas at its own levels (a coarse colour model: quantized)
     seen = {a: model_levels(known, ds, models[a].cfg.levels) for a in archs}
-    runs = [Run.start(ds, a, seen[a], gen, temperature, models[a].cfg.levels, y, guidance)
+    runs = [Run.start(ds, a, seen[a], gen, temperature, models[a].cfg.levels, y, guidance, min_p)
             for a, y in zip(archs, ys)]
-    jobs = [batcher.Job(models[a], seen[a], gen, temperature, seed, y, guidance)
+    jobs = [batcher.Job(models[a], seen[a], gen, temperature, seed, y, guidance, min_p)
             for a, y in zip(archs, ys)]
     batcher.submit(jobs)
     asked = STOPS.asker(request and request.session_hash, "compare")
@@ -157,7 +160,7 @@ def build_compare_tab(demo: gr.Blocks, g: GenerateTab) -> None:
                            label="side by side")      # the API's /compare output
 
     compare_inputs = [g.canvas, g.mask_canvas, g.dataset, g.temperature, g.seed, g.speed,
-                      compare_label, g.guidance]
+                      compare_label, g.guidance, g.min_p]
     # its images inside its updates, each panel with its progress line (components.inlined)
     compare_btn.click(inlined(compare_panels), compare_inputs, [*compare_imgs, compare_table],
                       postprocess=False, api_visibility="private", concurrency_id="sampler")

@@ -20,11 +20,11 @@ from demo import imaging as im
 from demo import registry
 from demo.components import image_input, inlined, raw
 from demo.editors import PREVIEW_JS, REPLACING, RUN_JS, placeholders_js, preset_js, shown_js
-from demo.inputs import (ANY, DEFAULTS, MAX_GUIDANCE, MAX_TEMPERATURE, PRESETS, SAMPLES, SPEEDS,
-                         canvas_levels, drawing_key, fail, first_example, label_control,
-                         load_model, model_levels, parse_guidance, parse_index, parse_label,
-                         parse_samples, parse_temperature, preset_sent, preview, shape,
-                         start_inputs, sync_drawn, upload)
+from demo.inputs import (ANY, DEFAULTS, MAX_GUIDANCE, MAX_MIN_P, MAX_TEMPERATURE, PRESETS,
+                         SAMPLES, SPEEDS, canvas_levels, drawing_key, fail, first_example,
+                         label_control, load_model, model_levels, parse_guidance, parse_index,
+                         parse_label, parse_min_p, parse_samples, parse_temperature, preset_sent,
+                         preview, shape, start_inputs, sync_drawn, upload)
 from demo.registry import (ARCH_NAMES, DATASET_INFO, DATASETS, architectures, dataset_key, describe,
                            of_levels)
 from demo.runs import STOPS, VIEWERS, Run, follow, press_stop, stopped_line
@@ -40,6 +40,9 @@ that nothing moves when a run starts or the chart changes."""
 GUIDANCE_LABEL = ("Class strength, with a class (1: the model as trained; above 1: "
                   "classifier-free guidance, more typical of the class, less varied, a little "
                   "slower)")
+MIN_P_LABEL = ("Tail cut, min-p (0: draw from the whole softmax; 0.1: never a value 10 times "
+               "less likely than the most likely one: cleaner faces, but a white background "
+               "can win every pixel of a sparse emoji)")
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -49,6 +52,7 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
              temperature: float = DEFAULTS["temperature"], seed: float = DEFAULTS["seed"],
              speed: str = DEFAULTS["speed"], label: str = DEFAULTS["label"],
              samples: int = DEFAULTS["samples"], guidance: float = DEFAULTS["guidance"],
+             min_p: float = DEFAULTS["min_p"],
              request: gr.Request | None = None) -> Iterator[tuple]:
     """Stream a generation: yields ``(frame, softmax chart, progress, result, entropy map,
     run)`` as the raster scan moves; the last one holds the sample, its NLL and the map, or,
@@ -57,22 +61,25 @@ def generate(canvas: dict | None = None, mask: dict | None = None,
     or 9): completions of the same input, seeds ``seed, seed + 1, ...``, sampled as one
     batch and shown as a grid (the frame, the entropy map); ``run`` is then the list of
     runs, and the chart and progress follow the first. ``guidance``: how strongly a class is
-    followed (``pixelnet.sample``'s; 1 = the model as trained)."""
+    followed (``pixelnet.sample``'s; 1 = the model as trained); ``min_p``: values less likely
+    than this times the most likely one are never drawn (``pixelnet.sample``'s; 0 = none)."""
     ds, arch, temperature, seed, rate, known, gen = start_inputs(
         canvas, mask, dataset, architecture, temperature, seed, speed)
     count, guidance = parse_samples(samples), parse_guidance(guidance)
+    min_p = parse_min_p(min_p)
     model = load_model(ds, arch)
     y = parse_label(label, model)
     C, L = known.shape[0], model.cfg.levels
     known = model_levels(known, ds, L)          # the canvas as this model sees it
-    runs = [Run.start(ds, arch, known, gen, temperature, L, y, guidance) for _ in range(count)]
+    runs = [Run.start(ds, arch, known, gen, temperature, L, y, guidance, min_p)
+            for _ in range(count)]
     run, state = runs[0], (runs[0] if count == 1 else runs)
     status = describe(model)
     if not gen.any():
         gr.Warning("Nothing to generate: paint the mask canvas where pixels should be "
                    "generated (or pick a preset).")
-    jobs = [batcher.Job(model, known, gen, temperature, (seed + k) % MAX_SEED, y, guidance)
-            for k in range(count)]
+    jobs = [batcher.Job(model, known, gen, temperature, (seed + k) % MAX_SEED, y, guidance,
+                        min_p) for k in range(count)]
     job = jobs[0]
     batcher.submit(jobs)
     t0 = time.perf_counter()
@@ -327,6 +334,7 @@ class GenerateTab:
     seed: gr.Number
     speed: gr.Radio
     guidance: gr.Slider
+    min_p: gr.Slider
     dataset_changed: gr.events.Dependency
 
 
@@ -422,6 +430,8 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                                     elem_id="temperature-note")
             guidance = raw(gr.Slider(0, MAX_GUIDANCE, DEFAULTS["guidance"], step=0.5,
                                      label=GUIDANCE_LABEL, elem_id="guidance"))
+            min_p = raw(gr.Slider(0, MAX_MIN_P, DEFAULTS["min_p"], step=0.01, label=MIN_P_LABEL,
+                                  elem_id="min-p"))
             speed = raw(gr.Radio(list(SPEEDS), value=DEFAULTS["speed"],
                                  label="Animation speed (Slow 20, Medium 80, Fast 300 "
                                        "pixels/s; Max: as fast as it samples)"))
@@ -437,7 +447,7 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
         gr.Markdown(ENTROPY_NOTE, elem_id="entropy-note")
     result = gr.Markdown("", elem_id="result", label="result")
 
-    controls = [dataset, architecture, temperature, seed, speed, label, samples, guidance]
+    controls = [dataset, architecture, temperature, seed, speed, label, samples, guidance, min_p]
     outputs = [frame, chart, progress, result, entropy, run_state]
     # The page's run sends its images inside its updates (components.inlined): each frame
     # shows with its progress line. /generate, for API clients, sends image files.
@@ -491,11 +501,13 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     architecture.input(**arch_noted)
     temperature.change(temperature_note, [temperature, dataset, architecture], temp_note,
                        **at_once)
-    # a newly chosen model starts at its suggested temperature (1 but for emoji Multi-Scale)
-    suggested = dict(fn=registry.suggested_temperature, inputs=[dataset, architecture],
-                     outputs=temperature, **at_once)
+    # a newly chosen model or class starts at its suggested temperature and tail cut (1 and
+    # 0 but for emoji Multi-Scale: registry.SUGGESTED, SUGGESTED_BY_CLASS)
+    suggested = dict(fn=registry.suggested_sampling, inputs=[dataset, architecture, label],
+                     outputs=[temperature, min_p], **at_once)
     ds_evt.success(**suggested)
     architecture.input(**suggested)
+    label.input(**suggested)
     labelled = dict(fn=label_control, inputs=[dataset, architecture, label], outputs=label,
                     api_visibility="private")
     ds_evt.success(**labelled)
@@ -520,5 +532,6 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
                    inspect_sample, **at_once)
     demo.load(model_status, [dataset, architecture], status, api_visibility="private")
     demo.load(**labelled)
-    return GenerateTab(canvas, mask_canvas, dataset, temperature, seed, speed, guidance, ds_evt)
+    return GenerateTab(canvas, mask_canvas, dataset, temperature, seed, speed, guidance, min_p,
+                       ds_evt)
 

@@ -27,6 +27,7 @@ from pixelnet.sampling import CLASS_STRENGTH, completion_inputs
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 MAX_TEMPERATURE = 2.0               # the sliders' range and the check's
 MAX_GUIDANCE = 5.0                  # the class strength slider's range and the check's
+MAX_MIN_P = 0.5                     # the tail cut slider's range and the check's
 SPEEDS: dict[str, float] = {"Slow": 20, "Medium": 80, "Fast": 300, "Max": 0}
 """Animation speed -> pixels per second (0: as fast as the sampler goes)."""
 
@@ -37,7 +38,7 @@ ANY = "Any"
 """The class control's "no class" choice (an unconditional sample)."""
 DEFAULTS = dict(dataset="MNIST digits", architecture=ARCH_NAMES[pixelnet.ARCHITECTURES[0]],
                 temperature=1.0, seed=0, speed="Fast", label=ANY, samples=1,
-                guidance=CLASS_STRENGTH)
+                guidance=CLASS_STRENGTH, min_p=0.0)
 SAMPLES = (1, 4, 9)
 """How many completions of the same input one run may draw (a 1x1, 2x2 or 3x3 grid)."""
 
@@ -80,6 +81,12 @@ def parse_guidance(guidance) -> float:
     ``MAX_GUIDANCE`` (the slider's range)."""
     return parse_slider(guidance, "class strength", MAX_GUIDANCE,
                         "1 = the model as trained, 0 = ignore the class")
+
+
+def parse_min_p(min_p) -> float:
+    """A tail cut (``pixelnet.sample``'s min_p) from the control: a number from 0 to
+    ``MAX_MIN_P`` (the slider's range)."""
+    return parse_slider(min_p, "tail cut (min-p)", MAX_MIN_P, "0 = draw from every value")
 
 
 def parse_slider(value, what: str, high: float, meaning: str) -> float:

@@ -40,6 +40,15 @@ stray pixel of another colour) derails what follows, while at 0.8 its faces stay
 its completions keep their shape (README, "The trained models"). The single-scale emoji
 models, and Fashion's, lose recognisable samples at 0.8, so they stay at 1."""
 
+SUGGESTED_BY_CLASS: dict[tuple[str, str, str], tuple[float, float]] = {
+    ("emoji", "multiscale", "Smileys"): (1.0, 0.1),
+    ("emoji", "multiscale", "Symbols"): (1.0, 0.1)}
+"""(dataset key, architecture key, class) -> the (temperature, min-p) the app suggests when
+that class is chosen. Cutting the tail (``pixelnet.sample``'s ``min_p``) at 0.1 gives the
+emoji Multi-Scale model clean round faces with eyes and a mouth at seeds 0-7 and clean
+keycaps; in the sparse classes a white background outweighs every colour ten to one, so the
+same cut leaves their images blank, and Flags plain (README, "The trained models")."""
+
 ARCH_NAMES: dict[str, str] = {a: pixelnet.MODELS[a].title for a in pixelnet.ARCHITECTURES}
 """Architecture key -> display name."""
 
@@ -93,6 +102,16 @@ def suggested_temperature(dataset: str, architecture: str) -> float:
     display names): below 1 only where it was measured to make samples more recognisable."""
     arch, t = SUGGESTED.get(dataset_key(dataset), (None, 1.0))
     return t if arch == arch_key(architecture) else 1.0
+
+
+def suggested_sampling(dataset: str, architecture: str, label: str | None = None
+                       ) -> tuple[float, float]:
+    """The ``(temperature, min_p)`` the app suggests for the model ``(dataset,
+    architecture)`` (keys or display names) drawing class ``label`` (a class name, or None
+    / "Any" for no class): :data:`SUGGESTED_BY_CLASS`, else the model's suggested
+    temperature and no cut."""
+    ds, arch = dataset_key(dataset), arch_key(architecture)
+    return SUGGESTED_BY_CLASS.get((ds, arch, label), (suggested_temperature(ds, arch), 0.0))
 
 
 def checkpoint_path(dataset: str, arch: str) -> Path:
@@ -206,8 +225,9 @@ def training(model: torch.nn.Module) -> str:
         return (f"⚠️ UNTRAINED (random weights; no checkpoints/{meta.get('dataset')}_"
                 f"{model.arch}.pt yet) — samples will look like noise")
     parts = [f"trained on {meta.get('dataset', '?')}"]
-    if isinstance(meta.get("epochs"), (int, float)):
-        parts.append(f"{meta['epochs']:g} epoch{'' if meta['epochs'] == 1 else 's'}")
+    epochs = meta.get("epochs_total", meta.get("epochs"))   # in all, over continued runs
+    if isinstance(epochs, (int, float)):
+        parts.append(f"{epochs:g} epoch{'' if epochs == 1 else 's'}")
     for key, split in (("test_nll", "test"), ("val_nll", "validation")):
         if isinstance(meta.get(key), (int, float)):
             nll = f"{split} NLL {meta[key]:.2f} nats"

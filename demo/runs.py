@@ -65,16 +65,18 @@ class Run:
     last: tuple[int, int, int] | None = None   # (i, j, c) revealed last
     y: int | None = None                        # the class it is drawn for (None: any)
     guidance: float = 1.0                       # how strongly (pixelnet.sample's guidance)
+    min_p: float = 0.0                          # the tail never drawn (pixelnet.sample's min_p)
     stopped: bool = False                       # Stop or a closed page before it finished
 
     @classmethod
     def start(cls, ds: str, arch: str, x: np.ndarray, mask: np.ndarray, temperature: float,
-              levels: int, y: int | None = None, guidance: float = 1.0) -> "Run":
+              levels: int, y: int | None = None, guidance: float = 1.0,
+              min_p: float = 0.0) -> "Run":
         C, H, W = x.shape
         gen = np.broadcast_to(mask, (C, H, W)).copy()
         return cls(ds, arch, levels, temperature, x.copy(), gen, np.zeros_like(gen),
                    np.zeros((C, H, W, levels), np.float32), np.zeros_like(gen), y=y,
-                   guidance=guidance)
+                   guidance=guidance, min_p=min_p)
 
     def reveal(self, job: batcher.Job, start: int, stop: int) -> None:
         """Copy the job's own sub-pixels ``start:stop`` (sampled already) into the run."""
@@ -89,8 +91,8 @@ class Run:
         """Fill in the distributions of pixel ``(i, j)``'s kept sub-pixels not known yet that
         can be known: those whose every earlier sub-pixel (in ``model``'s generation order)
         has its value, during the run or after Stop. One forward pass of the image so far (two
-        when guided), at the run's temperature, class and guidance (a finished run knows them
-        all already)."""
+        when guided), at the run's temperature, class, guidance and min-p (a finished run
+        knows them all already)."""
         todo = ~self.generated[:, i, j] & ~self.have[:, i, j]
         if not todo.any():
             return
@@ -103,7 +105,7 @@ class Run:
         y = None if self.y is None else torch.tensor([self.y])
         with torch.no_grad():
             p = batcher.tempered(drawn_from(model, x, y, self.guidance).float(),
-                                 torch.tensor([self.temperature]))
+                                 torch.tensor([self.temperature]), torch.tensor([self.min_p]))
         p = p[0].movedim(0, -1).numpy()                               # (C, H, W, levels)
         for c in np.nonzero(ready)[0]:
             self.probs[c, i, j], self.have[c, i, j] = p[c, i, j], True

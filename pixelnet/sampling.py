@@ -40,7 +40,7 @@ class SampleEvent:
     """One generated sub-pixel.
 
     ``probs`` ``(n, levels)`` is the distribution the value was drawn from (after
-    temperature); ``value`` ``(n,)`` what was drawn (or kept, for samples where this
+    temperature and ``min_p``); ``value`` ``(n,)`` what was drawn (or kept, for samples where this
     sub-pixel was known); ``image`` ``(n, C, H, W)`` the images so far (a copy).
     """
     step: int
@@ -170,6 +170,21 @@ def temperatures(temperature: float | Sequence[float] | torch.Tensor, n: int) ->
     return per_image(temperature, n, "temperature", "0 = the most likely value")
 
 
+def min_ps(min_p: float | Sequence[float] | torch.Tensor, n: int) -> torch.Tensor:
+    """One min-p per image, ``(n, 1)`` float64, in ``[0, 1]``."""
+    return per_image(min_p, n, "min_p", "0 = keep every value", 1.0)
+
+
+def cut_tail(probs: torch.Tensor, min_p: torch.Tensor) -> torch.Tensor:
+    """Min-p sampling (Nguyen et al., 2024; our addition, not the paper's): drop the values
+    of ``probs`` ``(n, L, ...)`` less likely than ``min_p`` ``(n, 1, ...)`` times the most
+    likely one and renormalize. The cut follows the model's confidence: where one value
+    dominates, rare ones (a stray colour in a face) go; where many are alike, they all stay."""
+    keep = probs >= min_p * probs.max(1, keepdim=True).values
+    kept = probs * keep
+    return kept / kept.sum(1, keepdim=True)
+
+
 MAX_GUIDANCE = 10.0
 """The largest guidance scale accepted (beyond a few, samples collapse onto a class's mode)."""
 CLASS_STRENGTH = 2.0
@@ -247,9 +262,10 @@ def make_engine(model: Model, x: torch.Tensor, method: str, y: torch.Tensor | No
 # ----------------------------------------------------------------------------- the loop
 
 def _check(model: Model, n: int, known, mask, temperature, seed, method, y, noise,
-           guidance=1.0):
-    """Validate every argument before any work: ``(x, gen, temps, labels, noise, scales)``;
-    ``scales`` is None unless some image is guided (a class and a scale other than 1)."""
+           guidance=1.0, min_p=0.0):
+    """Validate every argument before any work: ``(x, gen, temps, labels, noise, scales,
+    cuts)``; ``scales`` is None unless some image is guided (a class and a scale other than
+    1), ``cuts`` ``(n, 1)`` None unless some image has a min-p."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     x, gen = prepare(model, n, known, mask)
@@ -258,18 +274,21 @@ def _check(model: Model, n: int, known, mask, temperature, seed, method, y, nois
     scales = guidances(guidance, n)
     if not is_guided(model, labels, scales):
         scales = None                     # nothing to guide: no doubled batch
+    cuts = min_ps(min_p, n)
+    if not bool((cuts > 0).any()):
+        cuts = None
     if noise is None:
         noise = draw_noise(model, n, seed)
     elif (not isinstance(noise, torch.Tensor) or noise.shape != x.shape
           or not noise.is_floating_point()):
         raise ValueError(f"noise must be a float tensor of shape {tuple(x.shape)} (uniforms "
                          "in [0, 1))")
-    return x, gen, temps, labels, noise, scales
+    return x, gen, temps, labels, noise, scales, cuts
 
 
 def _run(model: Model, x: torch.Tensor, gen: torch.Tensor, temps: torch.Tensor,
          labels: torch.Tensor | None, noise: torch.Tensor, scales: torch.Tensor | None,
-         method: str) -> Iterator[SampleEvent]:
+         cuts: torch.Tensor | None, method: str) -> Iterator[SampleEvent]:
     """The loop, on validated inputs; writes the values into ``x`` as it goes. With guidance
     ``scales`` ``(n, 1)`` the engine runs a doubled batch, ``[x given y, x given no class]``,
     whose two halves get the same values: ``x`` is a view of its first half."""
@@ -290,6 +309,7 @@ def _run(model: Model, x: torch.Tensor, gen: torch.Tensor, temps: torch.Tensor,
     every = [bool(gen[:, c, i, j].all()) for (i, j, c) in todo]     # generated in every image
     gen, noise = gen.to(device), noise.to(device, torch.float64)
     temps = temps.to(device)
+    cuts = None if cuts is None else cuts.to(device)
     greedy = (temps == 0).squeeze(1)
     any_greedy = bool(greedy.any())               # fixed for the run: no sync per step
     scale = torch.where(temps == 0, 1.0, temps)
@@ -299,6 +319,8 @@ def _run(model: Model, x: torch.Tensor, gen: torch.Tensor, temps: torch.Tensor,
             if scales is not None:
                 logits = guided(logits, n, scales)
             probs = torch.softmax(logits / scale, 1)
+            if cuts is not None:
+                probs = cut_tail(probs, cuts)
             if any_greedy:
                 top = F.one_hot(logits.argmax(1), logits.shape[1]).double()
                 probs = torch.where(greedy[:, None], top, probs)
@@ -318,7 +340,8 @@ def sample_stream(model: Model, n: int = 1, known: torch.Tensor | None = None,
                   temperature: float | Sequence[float] | torch.Tensor = 1.0,
                   seed: int | None = None, method: str = "fast",
                   y: torch.Tensor | int | None = None, noise: torch.Tensor | None = None,
-                  guidance: float | Sequence[float] | torch.Tensor = 1.0
+                  guidance: float | Sequence[float] | torch.Tensor = 1.0,
+                  min_p: float | Sequence[float] | torch.Tensor = 0.0
                   ) -> Iterator[SampleEvent]:
     """Generate ``n`` images sub-pixel by sub-pixel, yielding a :class:`SampleEvent` for
     every generated sub-pixel in generation order (raster; R, G, B within a pixel).
@@ -336,11 +359,14 @@ def sample_stream(model: Model, n: int = 1, known: torch.Tensor | None = None,
       one number or one per image, in ``[0, MAX_GUIDANCE]``): 1, the default, samples the
       model as trained; above 1 costs a second pass per step (one batch of ``2n``) and
       gives images more typical of their class, less varied. Images without a class ignore it.
+    - ``min_p`` (in ``[0, 1]``; one number or one per image): after temperature, never draw a
+      value less likely than ``min_p`` times the most likely one (:func:`cut_tail`); 0, the
+      default, draws from the whole distribution.
     - ``n`` is at most :data:`MAX_SAMPLES`.
 
     Every argument is checked before the first event.
     """
-    args = _check(model, n, known, mask, temperature, seed, method, y, noise, guidance)
+    args = _check(model, n, known, mask, temperature, seed, method, y, noise, guidance, min_p)
     return _run(model, *args, method)
 
 
@@ -349,9 +375,10 @@ def sample(model: Model, n: int = 1, known: torch.Tensor | None = None,
            temperature: float | Sequence[float] | torch.Tensor = 1.0, seed: int | None = None,
            method: str = "fast", y: torch.Tensor | int | None = None,
            noise: torch.Tensor | None = None,
-           guidance: float | Sequence[float] | torch.Tensor = 1.0) -> torch.Tensor:
+           guidance: float | Sequence[float] | torch.Tensor = 1.0,
+           min_p: float | Sequence[float] | torch.Tensor = 0.0) -> torch.Tensor:
     """Generate ``n`` images ``(n, C, H, W)``; arguments as :func:`sample_stream`."""
-    args = _check(model, n, known, mask, temperature, seed, method, y, noise, guidance)
+    args = _check(model, n, known, mask, temperature, seed, method, y, noise, guidance, min_p)
     x = args[0]
     for ev in _run(model, *args, method):
         x = ev.image

@@ -77,6 +77,9 @@ def test_registry_untrained_then_checkpoint_lands(tmp_path, monkeypatch):
     m2 = registry.get_model("fashion", "pixelcnn")
     assert not registry.is_untrained(m2) and m2.cfg.layers == TINY["layers"]
     assert "trained on fashion" in registry.describe(m2) and "123.40" in registry.describe(m2)
+    assert "3 epochs" in registry.describe(m2)
+    m2.metadata["epochs_total"] = 40.5             # a run that continued a published model
+    assert "40.5 epochs" in registry.describe(m2) and "3 epochs" not in registry.describe(m2)
     assert f"({123.4 / (28 * 28 * math.log(2)):.3f} bits/dim)" in registry.describe(m2)
     ms = tiny("emoji", "multiscale")
     assert registry.describe(ms).startswith(f"Multi-Scale ({registry.ARCH_NAMES[ms.cfg.base]} base)")
@@ -544,6 +547,32 @@ def test_label_reaches_the_sampler(class_checkpoints):
     assert (sample("Any", 4.0).image == any_.image).all() # no class: nothing to guide
     done = run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 4, "Max", "3"))[-1]
     assert "given class 3" in done[3] and "class strength 2" in done[3]
+
+
+def test_min_p_reaches_the_sampler_and_its_charts(class_checkpoints):
+    """The tail cut: the image is pixelnet.sample's with that min_p (via the batcher), and
+    every chart's distribution (generated and kept sub-pixels) is cut the same way (at a
+    low temperature, where the tiny model's two values differ enough to cut one)."""
+    canvas, mask = inputs.apply_preset("Keep top half", "mnist")
+    model = registry.get_model("mnist", "pixelcnn")
+    known, gen_ = inputs.start_inputs(canvas, mask, "mnist", "PixelCNN", 1.0, 4, "Max")[5:]
+    run = run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 0.2, 4, "Max", "3", 1, 2.0,
+                               0.4))[-1][-1]
+    want = pixelnet.sample(model, 1, torch.from_numpy(known)[None], torch.from_numpy(gen_),
+                           temperature=0.2, seed=4, y=3, guidance=2.0, min_p=0.4)[0].numpy()
+    assert (run.image == want).all()
+    p = run.probs.reshape(-1, run.probs.shape[-1])                          # (C*H*W, L)
+    assert np.allclose(p.sum(1), 1, atol=1e-5)
+    assert ((p == 0) | (p >= 0.4 * p.max(1, keepdims=True) - 1e-6)).all()
+    plain = run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 0.2, 4, "Max", "3", 1,
+                                 2.0))[-1][-1]
+    assert (plain.probs > 0).sum() > (run.probs > 0).sum()                 # the tail is back
+    for bad in (-0.1, 0.9, float("nan"), "some"):
+        with pytest.raises(gr.Error, match="min-p"):
+            run_all(gen.generate(canvas, mask, "mnist", "PixelCNN", 1.0, 4, "Max", "3", 1,
+                                 2.0, bad))
+    with pytest.raises(gr.Error, match="min-p"):
+        run_all(cmp.compare(canvas, mask, "mnist", 1.0, 4, "Max", "3", 2.0, 0.9))
 
 
 def test_bad_label_is_the_apps_message(class_checkpoints):

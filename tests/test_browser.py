@@ -363,6 +363,23 @@ def test_emoji_starts_with_its_best_model_at_its_suggested_temperature(projector
     pg.wait_for_function(f"!{note}.includes('suggested')", timeout=30_000)
 
 
+def test_emoji_smileys_are_suggested_with_a_tail_cut(projector):
+    pg = projector
+    temp = "parseFloat(document.querySelector('#temperature input[type=number]').value)"
+    cut = "parseFloat(document.querySelector('#min-p input[type=number]').value)"
+    assert pg.evaluate(cut) == 0
+    choose(pg, "#dataset", "Emoji")
+    pg.wait_for_function("document.querySelector('#arch input').value === 'Multi-Scale'",
+                         timeout=30_000)
+    pg.wait_for_function("!document.querySelector('#label input').disabled", timeout=30_000)
+    choose(pg, "#label", "Smileys")
+    want = registry.suggested_sampling("emoji", "multiscale", "Smileys")
+    pg.wait_for_function(f"{temp} === {want[0]} && {cut} === {want[1]}", timeout=30_000)
+    choose(pg, "#label", "Flags")                      # a cut would make flags plain: none
+    t = registry.suggested_temperature("emoji", "multiscale")
+    pg.wait_for_function(f"{temp} === {t} && {cut} === 0", timeout=30_000)
+
+
 def test_compare_placeholder_and_its_own_stop(projector):
     pg = projector
     js_click(pg, "input[value='Slow']")                 # the Generate tab's speed

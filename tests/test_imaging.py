@@ -208,6 +208,16 @@ def test_only_the_emoji_multiscale_model_suggests_a_temperature_and_its_note_say
     assert gen.temperature_note(t, "nonsense", "Multi-Scale") == gen.temperature_note(t)
 
 
+def test_the_emoji_multiscale_faces_are_suggested_with_a_tail_cut():
+    t = registry.suggested_temperature("emoji", "multiscale")
+    assert registry.suggested_sampling("Emoji", "Multi-Scale", "Smileys") == (1.0, 0.1)
+    assert registry.suggested_sampling("emoji", "multiscale", "Symbols") == (1.0, 0.1)
+    for label in ("Flags", "Animals & Nature", "Any", None):     # blank or plain with a cut
+        assert registry.suggested_sampling("Emoji", "Multi-Scale", label) == (t, 0.0), label
+    assert registry.suggested_sampling("Emoji", "Row LSTM", "Smileys") == (1.0, 0.0)
+    assert registry.suggested_sampling("MNIST digits", "PixelCNN", "3") == (1.0, 0.0)
+
+
 def test_choosing_emoji_shows_its_multiscale_model(monkeypatch):
     monkeypatch.setattr(gen, "model_status", lambda d, a: "")
     monkeypatch.setattr(gen, "empty_chart", lambda d, a: None)

@@ -273,3 +273,41 @@ def test_drawn_from_gives_each_steps_distribution(arch):
         torch.testing.assert_close(torch.softmax(drawn.double(), 1), p)
     for ev in events:
         torch.testing.assert_close(ev.probs.double(), p[:, :, ev.c, ev.i, ev.j], rtol=1e-4, atol=1e-5)
+
+
+def test_min_p_cuts_the_tail_and_fast_matches_naive(arch):
+    """Min-p: each step draws from the tempered distribution without the values less likely
+    than min_p times the most likely one, renormalized; identical with either engine; per
+    image, so an image at 0 is sampled as without it, in the same batch."""
+    m = labelled(arch, dict(channels=3, levels=256))
+    cut, y = torch.tensor([0.3, 0.0]), torch.tensor([1, 2])
+    naive = list(sample_stream(m, 2, seed=6, method="naive", y=y, guidance=2, min_p=cut))
+    fast = list(sample_stream(m, 2, seed=6, method="fast", y=y, guidance=2, min_p=cut))
+    for a, b in zip(naive, fast):
+        torch.testing.assert_close(a.probs, b.probs, rtol=1e-4, atol=1e-5)
+        assert torch.equal(a.value, b.value)
+    x = fast[-1].image
+    with torch.no_grad():
+        full = pixelnet.sampling.drawn_from(m, x, y, 2.0).double().softmax(1)   # (2, L, C, H, W)
+    for ev in fast[::5]:
+        p, want = ev.probs[0].double(), full[0, :, ev.c, ev.i, ev.j]
+        kept = want >= 0.3 * want.max()
+        assert (p[~kept] == 0).all() and p[ev.value[0]] > 0              # the tail never drawn
+        torch.testing.assert_close(p[kept], want[kept] / want[kept].sum(), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(ev.probs[1].double(), full[1, :, ev.c, ev.i, ev.j],
+                                   rtol=1e-4, atol=1e-5)                  # min_p 0: untouched
+    assert torch.equal(x[1:], pixelnet.sample(m, 2, seed=6, y=y, guidance=2)[1:])
+
+
+def test_min_p_zero_is_the_default_and_one_the_most_likely_value(arch):
+    m = small(arch, dict(channels=3, levels=256))
+    assert torch.equal(pixelnet.sample(m, 2, seed=3, min_p=0.0), pixelnet.sample(m, 2, seed=3))
+    assert torch.equal(pixelnet.sample(m, 2, seed=3, min_p=1.0),
+                       pixelnet.sample(m, 2, seed=3, temperature=0))
+
+
+def test_bad_min_p_is_refused():
+    m = small("pixelcnn", dict(channels=1, levels=2))
+    for bad in (-0.1, 1.5, float("nan"), [0.1, 0.2, 0.3], "some"):
+        with pytest.raises(ValueError, match="min_p"):
+            pixelnet.sample(m, 2, min_p=bad)

@@ -1,4 +1,6 @@
 """tools/gpu_collect.py: which trained checkpoint replaces a published one."""
+from pathlib import Path
+
 import torch
 
 import pixelnet
@@ -31,12 +33,15 @@ def test_collect_copies_only_better_checkpoints(tmp_path, monkeypatch):
     pixelnet.save_checkpoint(m, home / "mnist_row_lstm.pt", dataset="mnist", val_nll=80.0)
     pixelnet.save_checkpoint(m, new / "mnist_pixelcnn.pt", dataset="mnist", val_nll=85.0)
     pixelnet.save_checkpoint(m, new / "mnist_row_lstm.pt", dataset="mnist", val_nll=85.0)
-    (new / "mnist_pixelcnn_log.csv").write_text("step\n")
+    (new / "mnist_pixelcnn_log.csv").write_text(
+        "step,epoch,seconds,split,nats,bits_per_dim\n4,0.5,1.0,val,85.0,0.156\n")
     monkeypatch.setattr(gpu_collect, "REPO", tmp_path)
     gpu_collect.main([str(new)])
     assert pixelnet.read_checkpoint(home / "mnist_pixelcnn.pt")["val_nll"] == 85.0
     assert pixelnet.read_checkpoint(home / "mnist_row_lstm.pt")["val_nll"] == 80.0
     assert (home / "mnist_pixelcnn_log.csv").exists()
+    # its curve drawn from the log it came with (a GPU run brings back no curves)
+    assert (home / "mnist_pixelcnn_curve.png").read_bytes()[:4] == b"\x89PNG"
     # a name published only among the experiments is compared with (and copied over) that one
     (home / "experiments").mkdir()
     pixelnet.save_checkpoint(m, home / "experiments" / "mnist_pixelcnn_x.pt", dataset="mnist",
@@ -45,6 +50,27 @@ def test_collect_copies_only_better_checkpoints(tmp_path, monkeypatch):
     gpu_collect.main([str(new)])
     assert pixelnet.read_checkpoint(home / "experiments" / "mnist_pixelcnn_x.pt")["val_nll"] == 84.0
     assert not (home / "mnist_pixelcnn_x.pt").exists()
+
+
+def test_collect_measures_again_when_validated_on_other_images(tmp_path, monkeypatch):
+    m = pixelnet.build_model("pixelcnn", layers=1, h=4, out_h=8)
+    home, new = tmp_path / "checkpoints", tmp_path / "new"
+    home.mkdir(), new.mkdir()
+    # the run's own figure (first 1000 images) looks better, the whole split says otherwise
+    pixelnet.save_checkpoint(m, home / "mnist_pixelcnn.pt", dataset="mnist", val_nll=90.0,
+                             val_split="val")
+    pixelnet.save_checkpoint(m, new / "mnist_pixelcnn.pt", dataset="mnist", val_nll=85.0,
+                             val_split="val (first 1000)")
+    measured = []
+
+    def fake_evaluate(path, split):
+        measured.append((Path(path).parent.name, split))
+        return {"nats": 91.0 if Path(path).parent == new else 89.0}
+    monkeypatch.setattr(gpu_collect, "REPO", tmp_path)
+    monkeypatch.setattr(gpu_collect, "evaluate", fake_evaluate)
+    gpu_collect.main([str(new)])
+    assert sorted(measured) == [("checkpoints", "val"), ("new", "val")]
+    assert pixelnet.read_checkpoint(home / "mnist_pixelcnn.pt")["val_nll"] == 90.0
 
 
 def test_emoji_labels_split_the_faces_from_hearts_and_emotion(tmp_path):

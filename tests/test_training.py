@@ -173,6 +173,11 @@ def test_publish(tiny_checkpoint):
     assert (path.parent / "mnist_pixelcnn_samples.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_publish_says_how_long_a_continued_model_trained_in_all():
+    assert publish._epochs({"epochs": 3.5}) == "3.5"
+    assert publish._epochs({"epochs": 3.5, "epochs_total": 40.0}) == "40.0 in all (3.5 in the last run)"
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown --arch"):
         train.main(["--arch", "transformer"])
@@ -238,7 +243,14 @@ def test_init_from_a_published_checkpoint(tmp_path):
     assert trainer.opt.state_dict()["state"] == {} and trainer.progress.step == 0
     assert trainer.fit()["step"] == 4
     trainer.close()
-    assert pixelnet.load_checkpoint(tmp_path / "cont" / "m.pt").metadata["init_from"] == str(src)
+    meta = pixelnet.load_checkpoint(tmp_path / "cont" / "m.pt").metadata
+    assert meta["init_from"] == str(src)
+    # how long the model trained in all: the source's epochs and this run's
+    assert meta["epochs_total"] == pytest.approx(source.metadata["epochs"] + meta["epochs"])
+    train.main(args + ["--resume", "--max-steps", "8"])       # a resumed run keeps counting
+    meta = pixelnet.load_checkpoint(tmp_path / "cont" / "m.pt").metadata
+    assert meta["epochs_total"] == pytest.approx(source.metadata["epochs"] + meta["epochs"])
+    assert meta["step"] == 8
     with pytest.raises(ValueError, match="pixelcnn model, not mnist/row_lstm"):
         train.main(["--arch", "row_lstm"] + args[2:])
     with pytest.raises(ValueError, match="drop --h"):

@@ -7,15 +7,20 @@ found only there, ``checkpoints/experiments/``) when it is better.
 
 Better means a lower validation NLL (the unconditional one: a class-conditional model is
 validated without labels), or a class-conditional model replacing an unconditional one whose
-validation NLL it matches within ``--tolerance`` (it serves both uses).
+validation NLL it matches within ``--tolerance`` (it serves both uses). Two checkpoints
+validated on different images (a GPU run validates on the first 1000 to save time) are both
+measured again on the whole validation split first.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import shutil
 from pathlib import Path
 
 import pixelnet
+from training.evaluate import evaluate
+from training.train import write_log
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,6 +62,12 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as e:
             print(f"{path.name}: skipped ({e})")
             continue
+        if old is not None and new.get("val_split") != old.get("val_split"):
+            # NLLs of different images do not compare: both again on the whole split
+            print(f"{path.name}: validated on other images than the published one; "
+                  "measuring both on the whole validation split", flush=True)
+            new["val_nll"] = evaluate(path, "val")["nats"]
+            old["val_nll"] = evaluate(target, "val")["nats"]
         keep, why = better(new, old, a.tolerance)
         print(f"{path.name}: {'replace' if keep else 'keep the published one'} ({why})")
         if keep and not a.dry_run:
@@ -66,6 +77,18 @@ def main(argv: list[str] | None = None) -> None:
                 src = path.with_name(path.stem + extra)
                 if src.exists():
                     shutil.copyfile(src, target.with_name(src.name))
+            log = target.with_name(target.stem + "_log.csv")
+            if log.exists() and not path.with_name(path.stem + "_curve.png").exists():
+                redraw_curve(log, new["dataset"])
+
+
+def redraw_curve(log: Path, dataset: str) -> None:
+    """Draw the learning curve beside a log CSV that came without one (a GPU run brings
+    back its logs only), so that the published curve is that of the published log."""
+    with open(log, newline="") as f:
+        rows = [{k: v if k == "split" else float(v) for k, v in r.items()}
+                for r in csv.DictReader(f)]
+    write_log(rows, log, log.with_name(log.name.replace("_log.csv", "_curve.png")), dataset)
 
 
 if __name__ == "__main__":

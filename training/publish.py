@@ -92,7 +92,8 @@ def describe(path: Path, skip_eval: bool = False, samples: int = 64, seed: int =
         file=path.name, dataset=meta.get("dataset"), arch=model.config["arch"],
         params=pixelnet.param_count(model), size_bytes=path.stat().st_size,
         config=model.config, train_images=meta.get("train_images"),
-        train_split=meta.get("train_split"), epochs=meta.get("epochs"), steps=meta.get("step"),
+        train_split=meta.get("train_split"), epochs=meta.get("epochs"),
+        epochs_total=meta.get("epochs_total"), steps=meta.get("step"),
         train_seconds=meta.get("train_seconds"), hardware=meta.get("hardware"),
         val_nll=meta.get("val_nll"), class_names=meta.get("class_names"),
         **{k: meta.get(k) for k in TEST_KEYS + GIVEN_KEYS + ("recognisable",)})
@@ -171,9 +172,16 @@ def readme(entries: list[dict]) -> str:
         lines.append(f"| `{e['file']}` | {e['dataset']} | {e['arch']} | {e['params']:,} | {nll} "
                      f"| {given} | {TARGETS.get((e['dataset'], e['arch']), '')} "
                      f"| {_recognisable(e.get('recognisable'))} "
-                     f"| {e['test_split']} | {e['train_images']} | {e['epochs']} "
+                     f"| {e['test_split']} | {e['train_images']} | {_epochs(e)} "
                      f"| {_hours(e['train_seconds'])} | {e['hardware']} | {grid} |")
     return "\n".join(lines) + "\n"
+
+
+def _epochs(e: dict) -> str:
+    """The epochs column: those of the last run, and in all when it continued a model."""
+    if e.get("epochs_total") is None:
+        return f"{e['epochs']}"
+    return f"{e['epochs_total']} in all ({e['epochs']} in the last run)"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -601,6 +601,11 @@ class Trainer:
             # continuing a published model in place: replace it only by a better one
             key = "val_nll_given_class" if self.cfg.classes else "val_nll"
             self.progress.best_val = source.metadata.get(key) or float("inf")
+        # epochs of the model this run continues (--init-from), so that its checkpoint can
+        # say how long the model has trained in all, not only in this run
+        before = {} if source is None else source.metadata
+        self.epochs_before = (state.get("epochs_before", 0.0) if state is not None else
+                              before.get("epochs_total", before.get("epochs", 0.0)))
         self.progress.hardware = list(dict.fromkeys(
             [*self.progress.hardware, hardware(self.device, self.world)]))
         trained = trained_part(self.cfg, self.model)
@@ -642,7 +647,8 @@ class Trainer:
         atomic_save(dict(model=self.model.state_dict(), optimizer=self.opt.state_dict(),
                          step=p.step, ema=self.ema.state_dict() if self.ema is not None else None,
                          train_seconds=self.seconds(), best_val=p.best_val, log=p.log,
-                         hardware=p.hardware, train_config=asdict(self.cfg)), self.state_path)
+                         hardware=p.hardware, train_config=asdict(self.cfg),
+                         epochs_before=self.epochs_before), self.state_path)
         write_log(p.log, out.with_name(out.stem + "_log.csv"),
                   out.with_name(out.stem + "_curve.png"), self.cfg.dataset)
         self.last_save = time.monotonic()
@@ -650,14 +656,17 @@ class Trainer:
     def publish(self, val: float, given: float | None = None) -> None:
         """Save the validated model as the run's checkpoint, with its metadata."""
         cfg, p = self.cfg, self.progress
+        epochs = round(p.step / self.steps_per_epoch, 3)
         extra = dict(init_from=cfg.init_from) if cfg.init_from else {}
+        if self.epochs_before:
+            extra.update(epochs_total=round(self.epochs_before + epochs, 3))
         if cfg.classes:
             extra.update(class_names=class_names(cfg.dataset), label_drop=cfg.label_drop,
                          val_nll_given_class=given)
         pixelnet.save_checkpoint(
             self.eval_model, self.out, dataset=cfg.dataset, data_source=cfg.data_source,
             train_images=len(self.data.train), train_split=self.data.splits["train"],
-            val_split=self.data.splits["val"], epochs=round(p.step / self.steps_per_epoch, 3),
+            val_split=self.data.splits["val"], epochs=epochs,
             step=p.step, train_seconds=round(self.seconds(), 1), hardware="; ".join(p.hardware),
             val_nll=val, val_bits_per_dim=pixelnet.bits_per_dim(val, DATASETS[cfg.dataset].dims),
             train_config=asdict(cfg), **extra)
