@@ -57,8 +57,8 @@ class Job:
     ``known`` ``(C, H, W)`` int levels, ``gen`` ``(H, W)`` or ``(C, H, W)`` bool (True =
     generate), ``temperature`` >= 0, ``seed`` in ``[0, 2**63)`` (``ValueError`` otherwise,
     from ``draw_noise``), ``y`` a class index or None, ``guidance`` how strongly the class
-    is followed and ``min_p`` which unlikely values are never drawn (``pixelnet.sample``'s). ``order`` ``(total, 3)`` lists the
-    run's own sub-pixels ``(i, j, c)`` in generation order.
+    is followed and ``min_p`` which unlikely values are never drawn (``pixelnet.sample``'s).
+    ``order`` ``(total, 3)`` lists the run's own sub-pixels ``(i, j, c)`` in generation order.
     """
 
     def __init__(self, model: torch.nn.Module, known: np.ndarray, gen: np.ndarray,

@@ -40,8 +40,8 @@ class SampleEvent:
     """One generated sub-pixel.
 
     ``probs`` ``(n, levels)`` is the distribution the value was drawn from (after
-    temperature and ``min_p``); ``value`` ``(n,)`` what was drawn (or kept, for samples where this
-    sub-pixel was known); ``image`` ``(n, C, H, W)`` the images so far (a copy).
+    temperature and ``min_p``); ``value`` ``(n,)`` what was drawn (or kept, for samples where
+    this sub-pixel was known); ``image`` ``(n, C, H, W)`` the images so far (a copy).
     """
     step: int
     total: int
