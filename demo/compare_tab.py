@@ -43,7 +43,7 @@ def compare(canvas: dict | None = None, mask: dict | None = None,
     the table ends with each model's NLL and sampling time (that of the batch its run was
     sampled in, with other users' runs of the same model)."""
     for archs, frames, table in compare_stream(canvas, mask, dataset, temperature, seed, speed,
-                                               label, guidance, request, min_p):
+                                               label, guidance, min_p, request):
         yield im.side_by_side(frames, [ARCH_NAMES[a] for a in archs]), table
 
 
@@ -56,14 +56,14 @@ def compare_panels(canvas: dict | None = None, mask: dict | None = None,
     """Compare in the UI: one image per architecture of ``pixelnet.ARCHITECTURES`` (its name
     is the component's label; those not offered for the dataset hidden), then the table."""
     for archs, frames, table in compare_stream(canvas, mask, dataset, temperature, seed, speed,
-                                               label, guidance, request, min_p):
+                                               label, guidance, min_p, request):
         shown = dict(zip(archs, frames))
         yield (*(gr.update(value=shown[a], visible=True) if a in shown else
                  gr.update(visible=False) for a in pixelnet.ARCHITECTURES), table)
 
 
 def compare_stream(canvas, mask, dataset, temperature, seed, speed, label, guidance=1.0,
-                   request: gr.Request | None = None, min_p=0.0
+                   min_p=0.0, request: gr.Request | None = None
                    ) -> Iterator[tuple[list[str], list[np.ndarray], str]]:
     """Run every architecture of ``dataset`` on the same input: yields ``(architecture keys,
     their frames, progress or the final table)``. The page's Stop (``request``: its session)
