@@ -501,10 +501,11 @@ def build_generate_tab(demo: gr.Blocks) -> GenerateTab:
     architecture.input(**arch_noted)
     temperature.change(temperature_note, [temperature, dataset, architecture], temp_note,
                        **at_once)
-    # a newly chosen model or class starts at its suggested temperature and tail cut (1 and
-    # 0 but for emoji Multi-Scale: registry.SUGGESTED, SUGGESTED_BY_CLASS)
+    # a newly chosen model or class starts at its suggested temperature, tail cut and class
+    # strength (1, 0 and 2 but for emoji Multi-Scale and Fashion: registry.SUGGESTED,
+    # SUGGESTED_BY_CLASS, SUGGESTED_STRENGTH)
     suggested = dict(fn=registry.suggested_sampling, inputs=[dataset, architecture, label],
-                     outputs=[temperature, min_p], **at_once)
+                     outputs=[temperature, min_p, guidance], **at_once)
     ds_evt.success(**suggested)
     architecture.input(**suggested)
     label.input(**suggested)

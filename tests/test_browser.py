@@ -380,6 +380,19 @@ def test_emoji_smileys_are_suggested_with_a_tail_cut(projector):
     pg.wait_for_function(f"{temp} === {t} && {cut} === 0", timeout=30_000)
 
 
+def test_fashion_is_suggested_at_its_class_strength(projector):
+    pg = projector
+    strength = "parseFloat(document.querySelector('#guidance input[type=number]').value)"
+    default = registry.suggested_sampling("mnist", "pixelcnn")[2]
+    assert pg.evaluate(strength) == default
+    choose(pg, "#dataset", "Fashion-MNIST")
+    want = registry.suggested_sampling("fashion", "pixelcnn")[2]
+    assert want != default
+    pg.wait_for_function(f"{strength} === {want}", timeout=30_000)
+    choose(pg, "#dataset", "MNIST digits")
+    pg.wait_for_function(f"{strength} === {default}", timeout=30_000)
+
+
 def test_compare_placeholder_and_its_own_stop(projector):
     pg = projector
     js_click(pg, "input[value='Slow']")                 # the Generate tab's speed

@@ -210,12 +210,24 @@ def test_only_the_emoji_multiscale_model_suggests_a_temperature_and_its_note_say
 
 def test_the_emoji_multiscale_faces_are_suggested_with_a_tail_cut():
     t = registry.suggested_temperature("emoji", "multiscale")
-    assert registry.suggested_sampling("Emoji", "Multi-Scale", "Smileys") == (1.0, 0.1)
-    assert registry.suggested_sampling("emoji", "multiscale", "Symbols") == (1.0, 0.1)
+    g = pixelnet.sampling.CLASS_STRENGTH
+    assert registry.suggested_sampling("Emoji", "Multi-Scale", "Smileys") == (1.0, 0.1, g)
+    assert registry.suggested_sampling("emoji", "multiscale", "Symbols") == (1.0, 0.1, g)
     for label in ("Flags", "Animals & Nature", "Any", None):     # blank or plain with a cut
-        assert registry.suggested_sampling("Emoji", "Multi-Scale", label) == (t, 0.0), label
-    assert registry.suggested_sampling("Emoji", "Row LSTM", "Smileys") == (1.0, 0.0)
-    assert registry.suggested_sampling("MNIST digits", "PixelCNN", "3") == (1.0, 0.0)
+        assert registry.suggested_sampling("Emoji", "Multi-Scale", label) == (t, 0.0, g), label
+    assert registry.suggested_sampling("Emoji", "Row LSTM", "Smileys") == (1.0, 0.0, g)
+    assert registry.suggested_sampling("MNIST digits", "PixelCNN", "3") == (1.0, 0.0, g)
+
+
+@pytest.mark.parametrize("arch", ["pixelcnn", "row_lstm", "diagonal_bilstm"])
+def test_fashion_is_suggested_at_a_stronger_class(arch):
+    """Every Fashion model draws its classes at the dataset's suggested strength, whatever the
+    class; other datasets keep the default one."""
+    strength = registry.SUGGESTED_STRENGTH["fashion"]
+    assert strength > pixelnet.sampling.CLASS_STRENGTH
+    for label in ("Trouser", "Any", None):
+        assert registry.suggested_sampling("Fashion-MNIST", arch, label) == (1.0, 0.0, strength)
+    assert registry.suggested_sampling("mnist", arch, "7")[2] == pixelnet.sampling.CLASS_STRENGTH
 
 
 def test_choosing_emoji_shows_its_multiscale_model(monkeypatch):

@@ -170,6 +170,28 @@ def test_score_command_prints_the_figures(tmp_path, capsys):
     assert r["free_samples"] == 2 and r["real_images"] == 10 and f"{r['free_confident']:.1%}" in out
 
 
+def test_score_command_measures_guided_samples_at_the_strength_asked(tmp_path, capsys):
+    """score --guidance g: the guided figures of a class-conditional model are drawn at g (the
+    class strength), 1 measures the model as trained only, and a bad strength is refused."""
+    torch.manual_seed(0)
+    gen = tmp_path / "mnist_pixelcnn.pt"
+    model = tiny_model("pixelcnn", height=28, width=28, classes=10)
+    pixelnet.save_checkpoint(model, gen, dataset="mnist", class_names=[str(k) for k in range(10)])
+    clf = tmp_path / "mnist_classifier.pt"
+    save_classifier(build_classifier("mnist", h=4), clf, dataset="mnist", test_accuracy=0.25)
+    args = ["--threads", "0", "score", str(gen), "--classifier", str(clf), "--free", "0",
+            "--real", "0", "--per-class", "1", "--json", str(tmp_path / "r.json")]
+    recognise.main(args + ["--guidance", "3"])
+    assert "at class strength 3 (classifier-free guidance)" in capsys.readouterr().out
+    r = json.loads((tmp_path / "r.json").read_text())[str(gen)]
+    assert r["guidance"] == 3 and set(r["guided_per_class_accuracy"]) == set(r["per_class_accuracy"])
+    recognise.main(args + ["--guidance", "1"])
+    assert "class strength" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "r.json").read_text())[str(gen)]["guided_accuracy"] is None
+    with pytest.raises(ValueError, match="guidance"):
+        recognise.main(args + ["--guidance", "-1"])
+
+
 @pytest.mark.parametrize("dataset", ["mnist", "fashion", "emoji"])
 def test_committed_classifiers(dataset):
     """Each committed classifier is small, fits its dataset, and its recorded test accuracy

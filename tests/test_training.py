@@ -507,6 +507,28 @@ def test_completions_given_the_class_are_told_each_images_class(tmp_path, monkey
     assert not torch.equal(free[6:], img[6:])          # the classes changed the completions
 
 
+def test_completions_with_a_tail_cut(tmp_path):
+    """--min-p reaches the sampler: the completions are pixelnet.sample's with that cut, they
+    keep the top halves, and a bad cut is refused with the sampler's message."""
+    from training import completions
+    torch.manual_seed(0)
+    model = pixelnet.build_model("pixelcnn", channels=3, levels=8, height=32, width=32,
+                                 layers=1, h=4, out_h=8)
+    x = pixelnet.data.load_eval_set("emoji", "test", levels=8)[:2]
+    cut = completions.complete(model, x, [0], min_p=0.9)[0]
+    _, mask = pixelnet.sampling.completion_inputs("top_half", 3, 32, 32, x[0])
+    assert torch.equal(cut, pixelnet.sample(model, 2, known=x, mask=mask, seed=0, min_p=0.9))
+    assert not torch.equal(cut, completions.complete(model, x, [0])[0])
+    assert torch.equal(cut[:, :, :16], x[:, :, :16])
+    path = tmp_path / "emoji_pixelcnn.pt"
+    pixelnet.save_checkpoint(model, path, dataset="emoji", data_source="offline")
+    assert completions.main([str(path), "--out", str(tmp_path / "c.png"), "--n", "2",
+                             "--seeds", "0", "--min-p", "0.9"]).is_file()
+    with pytest.raises(ValueError, match="min_p"):
+        completions.main([str(path), "--out", str(tmp_path / "d.png"), "--n", "2",
+                          "--seeds", "0", "--min-p", "2"])
+
+
 def test_publish_measures_again_what_an_older_classifier_judged(tiny_checkpoint, monkeypatch):
     """--skip-eval keeps stored recognisability figures only if the current classifier made
     them (same classes and test accuracy); figures of an older one are measured again."""

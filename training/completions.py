@@ -34,18 +34,20 @@ def pick(n: int, total: int) -> list[int]:
 
 def complete(model: pixelnet.Model, images: torch.Tensor, seeds: list[int],
              temperature: float = 1.0, y: torch.Tensor | None = None,
-             guidance: float = 1.0) -> list[torch.Tensor]:
+             guidance: float = 1.0, min_p: float = 0.0) -> list[torch.Tensor]:
     """One batch of bottom-half completions ``(N, C, H, W)`` of ``images`` per seed; ``y``
-    ``(N,)``: each image's class (None: no class)."""
+    ``(N,)``: each image's class (None: no class); ``min_p``: the tail cut of
+    ``pixelnet.sample``."""
     C, H, W = images.shape[1:]
     _, mask = completion_inputs("top_half", C, H, W, images[0])
     return [pixelnet.sample(model, len(images), known=images, mask=mask, seed=s,
-                            temperature=temperature, y=y, guidance=guidance) for s in seeds]
+                            temperature=temperature, y=y, guidance=guidance, min_p=min_p)
+            for s in seeds]
 
 
 def figure(model: pixelnet.Model, n: int = 8, seeds: tuple[int, ...] = (0, 1),
            temperature: float = 1.0, scale: int = 3, given_class: bool = False,
-           guidance: float = 1.0) -> torch.Tensor:
+           guidance: float = 1.0, min_p: float = 0.0) -> torch.Tensor:
     """The figure as a float image batch ``(rows * n, 3, H * scale, W * scale)`` in [0, 1];
     ``given_class``: complete each image given its class (a class-conditional model only)."""
     dataset = model.metadata.get("dataset")
@@ -59,7 +61,7 @@ def figure(model: pixelnet.Model, n: int = 8, seeds: tuple[int, ...] = (0, 1),
     chosen = pick(n, len(test))
     x = test[chosen]
     y = load_labels(dataset, "test")[chosen] if given_class else None
-    rows = [x, *complete(model, x, list(seeds), temperature, y, guidance)]
+    rows = [x, *complete(model, x, list(seeds), temperature, y, guidance, min_p)]
     shown = [dequantize(r, L).float() / 255 for r in rows]
     top = shown[0].clone()
     top[:, :, x.shape[2] // 2:] = HIDDEN
@@ -81,17 +83,20 @@ def main(argv: list[str] | None = None) -> Path:
                    help="tell a class-conditional model each test image's class")
     p.add_argument("--guidance", type=float, default=1.0,
                    help="class strength with --given-class (1: the model as trained)")
+    p.add_argument("--min-p", type=float, default=0.0,
+                   help="never draw a value less likely than this times the most likely one")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     model = pixelnet.load_checkpoint(a.checkpoint)
     img = figure(model, a.n, tuple(a.seeds), a.temperature, given_class=a.given_class,
-                 guidance=a.guidance)
+                 guidance=a.guidance, min_p=a.min_p)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image(img, out, nrow=a.n, padding=2, pad_value=1.0)
     given = f", given their classes (strength {a.guidance:g})" if a.given_class else ""
+    given += f", min-p {a.min_p:g}" if a.min_p else ""
     print(f"wrote {out}: {a.n} test images, their top halves, completions at seeds "
           f"{a.seeds}{given}")
     return out

@@ -464,7 +464,7 @@ def _score(a: argparse.Namespace) -> None:
         clf = load_classifier(a.classifier or classifier_path(dataset))
         t0 = time.time()
         r = recognisability(model, clf, per_class=a.per_class, free=a.free, seed=a.seed,
-                            real=a.real)
+                            real=a.real, guided=a.guidance)
         print(f"{path}: {summary(r)} [{time.time() - t0:.0f} s]", flush=True)
         results[str(path)] = r
     if a.json:
@@ -491,6 +491,9 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--free", type=int, default=64, help="free (unconditional) samples")
     s.add_argument("--real", type=int, default=1000, help="real test images for the reference")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--guidance", type=float, default=CLASS_STRENGTH,
+                   help="the class strength of the guided samples (classifier-free guidance; "
+                        "1: measure only the model as trained)")
     s.add_argument("--json", default=None, help="also write every figure to this JSON file")
     a = p.parse_args(argv)
     if a.threads:
