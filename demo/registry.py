@@ -54,7 +54,8 @@ SUGGESTED_STRENGTH: dict[str, float] = {"fashion": 3.0}
 """Dataset key -> the class strength (classifier-free guidance) the app suggests for its
 models (every other dataset: ``pixelnet.sampling.CLASS_STRENGTH``). Each Fashion model's class
 samples are classified as the class asked for more often at 3 than at 2 (README, "The trained
-models"); MNIST's are above 90% at 2 already."""
+models"); MNIST's are above 90% at 2 already, and the emoji Multi-Scale model's Smileys break
+at 3."""
 
 ARCH_NAMES: dict[str, str] = {a: pixelnet.MODELS[a].title for a in pixelnet.ARCHITECTURES}
 """Architecture key -> display name."""

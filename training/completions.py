@@ -4,7 +4,7 @@ Rows: the test images, their kept top halves (the hidden bottom in grey), then o
 completions per seed. Images are drawn at 8-bit (a coarse model's levels shown with
 ``dequantize``), upscaled with nearest neighbours. With ``--given-class`` a class-conditional
 model is told each test image's class (at class strength ``--guidance``), as the app's class
-control does.
+control does; ``--min-p`` cuts the tail of every softmax, as the app's "Tail cut" does.
 
     python training/completions.py checkpoints/emoji_pixelcnn.pt --out docs/emoji_completions.png
 """
@@ -49,7 +49,8 @@ def figure(model: pixelnet.Model, n: int = 8, seeds: tuple[int, ...] = (0, 1),
            temperature: float = 1.0, scale: int = 3, given_class: bool = False,
            guidance: float = 1.0, min_p: float = 0.0) -> torch.Tensor:
     """The figure as a float image batch ``(rows * n, 3, H * scale, W * scale)`` in [0, 1];
-    ``given_class``: complete each image given its class (a class-conditional model only)."""
+    ``given_class``: complete each image given its class (a class-conditional model only);
+    ``temperature``, ``guidance`` and ``min_p`` as in ``pixelnet.sample``."""
     dataset = model.metadata.get("dataset")
     if dataset not in DATASETS:
         raise ValueError(f"the checkpoint names no known dataset (got {dataset!r})")
