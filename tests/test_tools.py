@@ -1,6 +1,7 @@
 """tools/gpu_collect.py: which trained checkpoint replaces a published one."""
 from pathlib import Path
 
+import pytest
 import torch
 
 import pixelnet
@@ -52,25 +53,36 @@ def test_collect_copies_only_better_checkpoints(tmp_path, monkeypatch):
     assert not (home / "mnist_pixelcnn_x.pt").exists()
 
 
-def test_collect_measures_again_when_validated_on_other_images(tmp_path, monkeypatch):
+@pytest.mark.parametrize("whole_new, replaced", [(91.0, False), (88.0, True)])
+def test_collect_measures_again_when_validated_on_other_images(tmp_path, monkeypatch,
+                                                               whole_new, replaced):
+    """The run's own figure (first 1000 images) looks better than the published one; both
+    are measured again on the whole split, which decides, and a checkpoint that replaces the
+    published one carries the whole split's figure."""
     m = pixelnet.build_model("pixelcnn", layers=1, h=4, out_h=8)
     home, new = tmp_path / "checkpoints", tmp_path / "new"
     home.mkdir(), new.mkdir()
-    # the run's own figure (first 1000 images) looks better, the whole split says otherwise
     pixelnet.save_checkpoint(m, home / "mnist_pixelcnn.pt", dataset="mnist", val_nll=90.0,
-                             val_split="val")
+                             val_split="val", step=3)
     pixelnet.save_checkpoint(m, new / "mnist_pixelcnn.pt", dataset="mnist", val_nll=85.0,
-                             val_split="val (first 1000)")
+                             val_split="val (first 1000)", step=7)
     measured = []
 
     def fake_evaluate(path, split):
         measured.append((Path(path).parent.name, split))
-        return {"nats": 91.0 if Path(path).parent == new else 89.0}
+        nats = whole_new if Path(path).parent == new else 89.0
+        return {"nats": nats, "bits_per_dim": nats / 784, "split_description": "val (whole)",
+                "nats_given_class": None}
     monkeypatch.setattr(gpu_collect, "REPO", tmp_path)
     monkeypatch.setattr(gpu_collect, "evaluate", fake_evaluate)
     gpu_collect.main([str(new)])
     assert sorted(measured) == [("checkpoints", "val"), ("new", "val")]
-    assert pixelnet.read_checkpoint(home / "mnist_pixelcnn.pt")["val_nll"] == 90.0
+    meta = pixelnet.read_checkpoint(home / "mnist_pixelcnn.pt")
+    if replaced:
+        assert (meta["step"], meta["val_nll"], meta["val_split"]) == (7, 88.0, "val (whole)")
+        assert meta["val_bits_per_dim"] == 88.0 / 784
+    else:
+        assert (meta["step"], meta["val_nll"], meta["val_split"]) == (3, 90.0, "val")
 
 
 def test_emoji_labels_split_the_faces_from_hearts_and_emotion(tmp_path):

@@ -30,25 +30,22 @@ train() {   # name, then train.py arguments
 # a channel, every class equally often, mirrored where a mirror image is still of its class
 # (--levels, --classes and the sizes are kept from the published checkpoints). Not --twemoji:
 # Twitter's drawings as more data made the emoji Row LSTM 4% worse on Noto's validation images
-# in an A/B (README). The app's emoji Multi-Scale model (a Row LSTM base, both stacks started
-# from the emoji Row LSTM): its 16x16 model draws the round shapes
-train emoji_multiscale --arch multiscale --dataset emoji \
-    --init-from checkpoints/emoji_multiscale.pt --balance --flip \
-    --batch-size 64 --lr 5e-4 --val-every 100
-# the app's emoji Row LSTM (8 levels, h = 32)
+# in an A/B (README). Not the emoji Multi-Scale model: its validation NLL falls slowest on a
+# GPU (it is limited by how little it generalises from 3,156 images, not by steps; README).
+# The app's emoji Row LSTM (8 levels, h = 32)
 train emoji_row_lstm --arch row_lstm --dataset emoji --init-from checkpoints/emoji_row_lstm.pt \
     --balance --flip --batch-size 64 --lr 5e-4 --val-every 100
-# the emoji models furthest behind: the Diagonal BiLSTM (14 epochs on CPU before its first GPU
-# run) and the PixelCNN (256 levels, 5 epochs; as it was trained: not class-balanced, which
-# cost it 1.9% on validation in a fine-tune, README)
+# the emoji models furthest behind: the Diagonal BiLSTM (the slowest to train on a CPU) and
+# the PixelCNN (256 levels; as it was trained: not class-balanced, which cost it 1.9% on
+# validation in a fine-tune, README)
 train emoji_diagonal_bilstm --arch diagonal_bilstm --dataset emoji \
     --init-from checkpoints/emoji_diagonal_bilstm.pt --balance --flip \
     --batch-size 64 --lr 5e-4 --val-every 100
 train emoji_pixelcnn --arch pixelcnn --dataset emoji --init-from checkpoints/emoji_pixelcnn.pt \
     --batch-size 64 --lr 5e-4 --val-every 100
-# Fashion: the PixelCNN is the architecture whose guided class samples are furthest from the
-# target (the Row LSTM and the Diagonal BiLSTM reach it). Validating on the first 1000 images
-# saves time; tools/gpu_collect.py measures again on the whole split before it compares.
+# Fashion: the PixelCNN, the best Fashion NLL, the one that gains most per GPU minute (README).
+# Validating on the first 1000 images saves time; tools/gpu_collect.py measures again on the
+# whole split before it compares.
 train fashion_pixelcnn --arch pixelcnn --dataset fashion \
     --init-from checkpoints/fashion_pixelcnn.pt --classes 10 --batch-size 64 --lr 5e-4 \
     --val-every 500 --max-val-images 1000
