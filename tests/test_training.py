@@ -611,3 +611,36 @@ def test_flip_mirrors_at_random_only_the_classes_that_stay_of_their_kind(monkeyp
     assert 4 < sum(g not in as_is for g in got) < 28
     with pytest.raises(ValueError, match="--flip: no class of mnist"):
         train.main(TINY + ["--flip"])
+
+
+def test_shift_moves_each_image_by_at_most_n_pixels_repeating_its_border(monkeypatch, tmp_path):
+    """--shift N: each training image moved by its own (dy, dx) in [-N, N]², its border
+    repeated into the uncovered edge (as a padded, cropped image); the same moves again on a
+    resume (a draw per step); the run's checkpoint says so."""
+    x = torch.randint(0, 256, (64, 3, 6, 6))
+    y = train.shift(x, 1, seed=0, step=5)
+    padded = torch.nn.functional.pad(x.float(), (1, 1, 1, 1), mode="replicate")
+    moves = []
+    for b in range(64):
+        found = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                 if torch.equal(y[b].float(), padded[b, :, 1 - dy:7 - dy, 1 - dx:7 - dx])]
+        assert found, f"image {b} is not x moved by at most one pixel"
+        moves.append(found[0])
+    assert len(set(moves)) >= 5 and moves.count((0, 0)) < 32         # 9 moves, about equally
+    assert torch.equal(train.shift(x, 1, 0, 5), y) and not torch.equal(train.shift(x, 1, 0, 6), y)
+
+    seen = []
+    step = train.train_step
+    monkeypatch.setattr(train, "train_step", lambda net, m, e, o, xb, *a: (seen.append(xb),
+                                                                          step(net, m, e, o, xb, *a))[1])
+    fashion = [a if a != "mnist" else "fashion" for a in TINY]
+    out = tmp_path / "f.pt"
+    train.main(fashion + ["--shift", "2", "--max-steps", "8", "--out", str(out),
+                          "--run-dir", str(tmp_path / "run")])
+    as_is = {bytes(i.byte().numpy()) for i in pixelnet.data.load_dataset("fashion", "train")[:64]}
+    got = [bytes(i.byte().cpu().numpy()) for b in seen for i in b]
+    assert len(got) == 32 and 16 < sum(g not in as_is for g in got)  # 24 of 25 moves move
+    meta = pixelnet.read_checkpoint(out)
+    assert meta["train_config"]["shift"] == 2 and "by up to 2 pixels" in meta["train_split"]
+    with pytest.raises(ValueError, match="--shift 14: mnist images may move 0 to 13"):
+        train.main(TINY + ["--shift", "14"])

@@ -114,6 +114,10 @@ class TrainConfig:
         "help": "mirror each training image left to right with probability 1/2, a fresh draw "
                 "every step; not the classes that would no longer be of their kind (digits, "
                 "emoji flags and symbols: pixelnet.data.NOT_MIRRORABLE)"})
+    shift: int = field(default=0, metadata={
+        "help": "move each training image by a random whole number of pixels, up to this many "
+                "each way (a fresh draw every step), repeating its border into the uncovered "
+                "edge: more images of the same kinds for a small dataset such as emoji"})
     small_only: bool = field(default=False, metadata={
         "help": "Multi-Scale with --init-from a Multi-Scale checkpoint: train only its small "
                 "stack, on the training images' subsamples (a quarter of the pixels at scale "
@@ -146,6 +150,10 @@ class TrainConfig:
         if self.flip and not mirrorable(self.dataset).any():
             raise ValueError(f"--flip: no class of {self.dataset} stays of its kind mirrored "
                              f"(pixelnet.data.NOT_MIRRORABLE); leave --flip out")
+        size = min(DATASETS[self.dataset].height, DATASETS[self.dataset].width)
+        if not 0 <= self.shift < size // 2:
+            raise ValueError(f"--shift {self.shift}: {self.dataset} images may move 0 to "
+                             f"{size // 2 - 1} pixels each way")
         if self.small_only and (self.arch != "multiscale" or not self.init_from):
             raise ValueError("--small-only trains a Multi-Scale model's small stack alone: it "
                              "needs --arch multiscale and --init-from a Multi-Scale checkpoint "
@@ -394,6 +402,8 @@ def load_data(cfg: TrainConfig, run: argparse.Namespace) -> Data:
             splits[s] += f", quantized to {cfg.levels} levels"
     data = Data(x_train[:cfg.max_train_images or None].byte(),
                 x_val[:run.max_val_images or None], splits)
+    if cfg.shift:
+        data.splits["train"] += f", shifted at random by up to {cfg.shift} pixels each way"
     if cfg.classes or cfg.flip:
         y_train = load_labels(cfg.dataset, "train", run.data_root, cfg.data_source)
         if cfg.twemoji:
@@ -417,6 +427,19 @@ def mirror(x: torch.Tensor, allowed: torch.Tensor, seed: int, step: int) -> torc
     g = torch.Generator().manual_seed(seed * 2_000_029 + step)
     flip = (torch.rand(len(x), generator=g) < 0.5) & allowed
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def shift(x: torch.Tensor, n: int, seed: int, step: int) -> torch.Tensor:
+    """The batch ``x`` ``(B, C, H, W)`` with each image moved by its own random ``(dy, dx)``,
+    each in ``[-n, n]`` (a fixed draw per step, so a resumed run moves the same images), the
+    uncovered rows and columns repeating the image's border (emoji: their white background)."""
+    g = torch.Generator().manual_seed(seed * 3_000_017 + step)
+    d = torch.randint(-n, n + 1, (len(x), 2), generator=g)                   # (B, 2)
+    B, C, H, W = x.shape
+    rows = (torch.arange(H)[None] - d[:, :1]).clamp(0, H - 1)                # (B, H)
+    cols = (torch.arange(W)[None] - d[:, 1:]).clamp(0, W - 1)                # (B, W)
+    return x[torch.arange(B)[:, None, None, None], torch.arange(C)[None, :, None, None],
+             rows[:, None, :, None], cols[:, None, None, :]]
 
 
 def drop_labels(y: torch.Tensor, p: float, seed: int, step: int) -> torch.Tensor:
@@ -719,6 +742,8 @@ class Trainer:
             x = images[batches[k]]
             if self.data.mirrorable is not None:
                 x = mirror(x, self.data.mirrorable[batches[k]], cfg.seed, p.step)
+            if cfg.shift:
+                x = shift(x, cfg.shift, cfg.seed, p.step)
             if cfg.small_only:
                 x = self.model.subsample(x)
             dims = x[0].numel()         # sub-pixels per image (of the subsample: --small-only)
