@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as e:
             print(f"{path.name}: skipped ({e})")
             continue
+        whole = None        # the new checkpoint's NLL on the whole split, when measured here
         if old is not None and new.get("val_split") != old.get("val_split"):
             # NLLs of different images do not compare: both again on the whole split
             print(f"{path.name}: validated on other images than the published one; "
@@ -69,8 +70,6 @@ def main(argv: list[str] | None = None) -> None:
             whole = evaluate(path, "val")
             new["val_nll"] = whole["nats"]
             old["val_nll"] = evaluate(target, "val")["nats"]
-        else:
-            whole = None
         keep, why = better(new, old, a.tolerance)
         print(f"{path.name}: {'replace' if keep else 'keep the published one'} ({why})")
         if keep and not a.dry_run:
