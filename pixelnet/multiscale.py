@@ -90,7 +90,7 @@ class MultiScale(Model):
         self.cfg = cfg
         model_cls = MODELS[cfg.base]
         common = dict(channels=cfg.channels, levels=cfg.levels, out_h=cfg.out_h, skip=cfg.skip,
-                      classes=cfg.classes)
+                      classes=cfg.classes, dropout=cfg.dropout)
         self.small = model_cls(model_cls.Config(height=cfg.height // cfg.scale,
                                                 width=cfg.width // cfg.scale,
                                                 layers=cfg.small_layers, h=cfg.small_h, **common))

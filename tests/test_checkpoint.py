@@ -84,9 +84,10 @@ MALFORMED = [
     (dict(config_h="16"), "field 'h' must be int, got str"),
     (dict(config_h=16.0), "field 'h' must be int, got float"),
     (dict(config_h=True), "field 'h' must be int, got bool"),
+    (dict(config_dropout="0.5"), "field 'dropout' must be float, got str"),
     (dict(config_h=[3]), "field 'h' must be int, got list"),
     (dict(config_skip=1), "field 'skip' must be bool, got int"),
-    (dict(config_dropout=0.5), r"fields \['dropout'\] are not pixelcnn hyperparameters"),
+    (dict(config_attention=0.5), r"fields \['attention'\] are not pixelcnn hyperparameters"),
     (dict(config_h=1024), r"'h' = 1024 is outside the sane range \[1, 512\]"),
     (dict(config_layers=10**9), r"'layers' = 1000000000 is outside the sane range \[0, 64\]"),
     (dict(config_height=100_000), r"'height' = 100000 is outside"),
@@ -116,6 +117,9 @@ def test_config_the_model_refuses(saved):
     path, ckpt = saved
     rewrite(path, ckpt, config_h=1, config_channels=3)          # 2h = 2 < 3 colour groups
     with pytest.raises(ValueError, match="m.pt': invalid config: .*2h = 2"):
+        load_checkpoint(path)
+    rewrite(path, ckpt, config_dropout=1.5)
+    with pytest.raises(ValueError, match=r"m.pt': invalid config: dropout must be in \[0, 1\)"):
         load_checkpoint(path)
 
 

@@ -62,6 +62,28 @@ def test_causality_with_labels(arch, data):
     check_causal(m, y=None, reaches_later=False)
 
 
+def test_dropout_only_while_training_and_causal(arch, data, monkeypatch):
+    """Dropout of the blocks' updates: none in eval mode (the logits of dropout 0 with the same
+    weights), some in training mode; and a training-mode model stays causal (each image given
+    the same dropout mask, so that only the perturbed sub-pixel differs)."""
+    m = tiny_model(arch, dropout=0.5, **data)
+    plain = pixelnet.build_model(**{**m.config, "dropout": 0.0})
+    plain.load_state_dict(m.state_dict())
+    x = rand_images(m, 2)
+    with torch.no_grad():
+        assert torch.equal(m.eval()(x), plain.eval()(x))
+        torch.manual_seed(1)
+        assert not torch.allclose(m.train()(x), plain(x))
+
+    def same_mask(t, p):        # one mask for every image and call: (C, H, W) of t's shape
+        keep = torch.rand(t.shape[1:], generator=torch.Generator().manual_seed(0)) >= p
+        return t * keep.to(t.dtype) / (1 - p)
+    monkeypatch.setattr(F, "dropout", same_mask)
+    check_causal(m.train(), reaches_later=False)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        tiny_model(arch, dropout=1.0, **data)
+
+
 def check_causal(m, y=None, reaches_later=True):
     """Change each sub-pixel in turn: no logit at an earlier (position, channel) moves,
     and some later one does."""

@@ -255,6 +255,9 @@ def test_init_from_a_published_checkpoint(tmp_path):
         train.main(["--arch", "row_lstm"] + args[2:])
     with pytest.raises(ValueError, match="drop --h"):
         train.main(args + ["--h", "8"])
+    # dropout changes no weight: a continued model may take it up
+    train.main(args[:-2] + ["--max-steps", "1", "--dropout", "0.3"])
+    assert pixelnet.load_checkpoint(tmp_path / "cont" / "m.pt").cfg.dropout == 0.3
 
 
 def test_a_multiscale_model_starts_from_a_single_scale_one(tmp_path):
@@ -309,6 +312,19 @@ def test_small_only_trains_the_small_stack_alone(tmp_path, monkeypatch):
         assert same != (name.startswith("small.") and not name.endswith("mask")), name
     log = list(csv.DictReader(open(tmp_path / "small" / "m_log.csv")))
     assert {r["split"] for r in log} == {"train_subsample", "val"}
+    # --fresh-small: the small stack from the seed (as a model built from scratch), the rest
+    # from the checkpoint
+    cfg, run = train.parse_args(ms + paths(tmp_path, "fresh") + [
+        "--init-from", str(tmp_path / "ms" / "m.pt"), "--small-only", "--fresh-small"])
+    trainer = train.Trainer(cfg, run)
+    torch.manual_seed(cfg.seed)
+    scratch = pixelnet.build_model(**trainer.model.config).state_dict()
+    for name, w in trainer.model.state_dict().items():
+        want = scratch[name] if name.startswith("small.") else src.state_dict()[name]
+        assert torch.equal(w, want), name
+    trainer.close()
+    with pytest.raises(ValueError, match="add --small-only"):
+        train.main(ms + paths(tmp_path, "x") + ["--fresh-small"])
     with pytest.raises(ValueError, match="needs --arch multiscale and --init-from"):
         train.main(ms + paths(tmp_path, "x") + ["--small-only"])
     with pytest.raises(ValueError, match="is a row_lstm model"):
@@ -480,6 +496,35 @@ def test_completion_figure_keeps_the_top_halves(tmp_path):
         completions.pick(0, 10)
     with pytest.raises(ValueError, match="needs a class-conditional"):
         completions.figure(model, n=2, seeds=(0,), given_class=True)
+    with pytest.raises(ValueError, match="this is a pixelcnn model"):
+        completions.figure(model, n=2, seeds=(0,), known_subsample=True)
+
+
+def test_completions_given_the_subsample_draw_only_the_conditional_stack(tmp_path):
+    """--known-subsample: a Multi-Scale model's completions keep each test image's subsample
+    in the bottom half too (what its small stack would draw), and the second row shows it."""
+    from training import completions
+    torch.manual_seed(0)
+    model = pixelnet.build_model("multiscale", channels=3, levels=8, height=32, width=32,
+                                 layers=1, h=4, out_h=8, small_layers=1, small_h=4,
+                                 up_channels=3)
+    path = tmp_path / "emoji_multiscale.pt"
+    pixelnet.save_checkpoint(model, path, dataset="emoji", data_source="offline")
+    model = pixelnet.load_checkpoint(path)
+    img = completions.figure(model, n=2, seeds=(0,), scale=1, known_subsample=True)
+    originals, given, done = img[:2], img[2:4], img[4:]
+    grid = torch.zeros(32, 32, dtype=torch.bool)
+    grid[::2, ::2] = True
+    kept = grid.clone()
+    kept[:16] = True
+    assert torch.equal(done[..., kept], originals[..., kept])
+    assert not torch.equal(done[..., ~kept], originals[..., ~kept])
+    assert torch.equal(given[..., kept], originals[..., kept])
+    assert bool((given[..., ~kept] == completions.HIDDEN).all())
+    plain = completions.figure(model, n=2, seeds=(0,), scale=1)
+    bottom_grid = grid.clone()
+    bottom_grid[:16] = False
+    assert not torch.equal(plain[4:][..., bottom_grid], originals[..., bottom_grid])
 
 
 def test_completions_given_the_class_are_told_each_images_class(tmp_path, monkeypatch):

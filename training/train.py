@@ -125,6 +125,10 @@ class TrainConfig:
                 "(the stacks share no weights, so this is the model's loss less a constant). "
                 "Validation and the checkpoint are the whole model's; the logged training "
                 "loss is the subsample's"})
+    fresh_small: bool = field(default=False, metadata={
+        "help": "with --small-only: start the small stack from the seed's random weights "
+                "instead of the checkpoint's (the conditional stack is still the checkpoint's), "
+                "e.g. to train it with --dropout from the start"})
     hparams: dict = field(default_factory=dict)   # model hyperparameters set on the CLI
 
     def validate(self) -> None:
@@ -158,6 +162,9 @@ class TrainConfig:
             raise ValueError("--small-only trains a Multi-Scale model's small stack alone: it "
                              "needs --arch multiscale and --init-from a Multi-Scale checkpoint "
                              "(whose conditional stack it keeps)")
+        if self.fresh_small and not self.small_only:
+            raise ValueError("--fresh-small restarts the small stack that --small-only trains: "
+                             "add --small-only")
         if not 0 <= self.label_drop <= 1:
             raise ValueError(f"--label-drop must be in [0, 1], got {self.label_drop}")
         info = DATASETS[self.dataset]
@@ -372,9 +379,10 @@ def init_config(cfg: TrainConfig, source: torch.nn.Module) -> TrainConfig:
     if not cfg.levels and config["levels"] != shape["levels"]:
         cfg = dataclasses.replace(cfg, levels=config["levels"])    # keep the source's levels
     hparams = {k: v for k, v in config.items() if k != "arch" and k not in SHAPE_FIELDS}
-    clash = [k for k, v in cfg.hparams.items() if hparams.get(k) != v
-             and not (k == "classes" and not hparams.get(k))]   # adding classes is allowed
-    hparams.update({k: v for k, v in cfg.hparams.items() if k == "classes" and k not in clash})
+    # adding classes is allowed (their vectors start at zero), and dropout is no weight
+    free = [k for k in cfg.hparams if k == "dropout" or (k == "classes" and not hparams.get(k))]
+    clash = [k for k, v in cfg.hparams.items() if hparams.get(k) != v and k not in free]
+    hparams.update({k: cfg.hparams[k] for k in free})
     if clash:
         raise ValueError(f"--init-from {path} fixes the model's hyperparameters: drop "
                          + ", ".join(f"--{k.replace('_', '-')} (it has {hparams.get(k)!r})"
@@ -456,6 +464,7 @@ def build(cfg: TrainConfig, device: torch.device, state: dict | None,
     ``state`` (everything) or the ``--init-from`` model ``source`` (weights; optimizer fresh)."""
     torch.manual_seed(cfg.seed)
     model = pixelnet.build_model(cfg.arch, **cfg.model_shape(), **cfg.hparams).to(device)
+    seeded = copy.deepcopy(model.small.state_dict()) if cfg.fresh_small else None
     if source is not None:
         # a single-scale source is both stacks of a Multi-Scale model (its convolutions do not
         # depend on the image's size); the conditional stack's maps of the upsampled subsample
@@ -476,6 +485,8 @@ def build(cfg: TrainConfig, device: torch.device, state: dict | None,
                 for layer in model.cond.layers:
                     layer.cond.weight.zero_()
                     layer.cond.bias.zero_()
+        if seeded is not None:
+            model.small.load_state_dict(seeded)
     opt = make_optimizer(cfg, trained_part(cfg, model))
     if state is not None:
         model.load_state_dict(state["model"])
