@@ -154,10 +154,6 @@ class TrainConfig:
         if self.flip and not mirrorable(self.dataset).any():
             raise ValueError(f"--flip: no class of {self.dataset} stays of its kind mirrored "
                              f"(pixelnet.data.NOT_MIRRORABLE); leave --flip out")
-        size = min(DATASETS[self.dataset].height, DATASETS[self.dataset].width)
-        if not 0 <= self.shift < size // 2:
-            raise ValueError(f"--shift {self.shift}: {self.dataset} images may move 0 to "
-                             f"{size // 2 - 1} pixels each way")
         if self.small_only and (self.arch != "multiscale" or not self.init_from):
             raise ValueError("--small-only trains a Multi-Scale model's small stack alone: it "
                              "needs --arch multiscale and --init-from a Multi-Scale checkpoint "
@@ -168,6 +164,10 @@ class TrainConfig:
         if not 0 <= self.label_drop <= 1:
             raise ValueError(f"--label-drop must be in [0, 1], got {self.label_drop}")
         info = DATASETS[self.dataset]
+        size = min(info.height, info.width)
+        if not 0 <= self.shift < size // 2:
+            raise ValueError(f"--shift {self.shift}: {self.dataset} images may move 0 to "
+                             f"{size // 2 - 1} pixels each way")
         if self.levels and (info.binarized or not 2 <= self.levels <= info.levels):
             raise ValueError(f"--levels {self.levels}: {self.dataset} allows 2 to {info.levels}"
                              if not info.binarized else
