@@ -471,6 +471,29 @@ def test_balance_draws_every_class_equally_often():
         train.main(TINY + ["--balance"])
 
 
+def test_balance_power_draws_classes_by_a_power_of_their_size():
+    """--balance-power P draws class k in proportion to count_k^(1-P): at 0.5 a 10% class is
+    drawn sqrt(10) / (sqrt(90) + sqrt(10)) = 25% of the time; a bad power or one without
+    --balance is refused."""
+    y = torch.cat([torch.zeros(90, dtype=torch.long), torch.ones(10, dtype=torch.long)])
+    data = train.Data(torch.zeros(100, 1, 2, 2, dtype=torch.uint8), torch.zeros(1, 1, 2, 2),
+                      {}, train_y=y)
+    sampler = train.DistributedSampler(range(100), 1, 0, shuffle=True, seed=0, drop_last=True)
+    shares = {}
+    for power in (1.0, 0.5):
+        cfg = train.TrainConfig(dataset="fashion", balance=True, balance_power=power,
+                                hparams={"classes": 10})
+        drawn = torch.cat([train.epoch_batches(sampler, data, cfg, e, 25, 4)[1].flatten()
+                           for e in range(40)])
+        shares[power] = y[drawn].float().mean().item()
+    assert 0.45 < shares[1.0] < 0.55
+    assert 0.21 < shares[0.5] < 0.29
+    with pytest.raises(ValueError, match="must be in"):
+        train.main(TINY + ["--classes", "10", "--balance", "--balance-power", "0"])
+    with pytest.raises(ValueError, match="add --balance"):
+        train.main(TINY + ["--classes", "10", "--balance-power", "0.5"])
+
+
 def test_completion_figure_keeps_the_top_halves(tmp_path):
     """training/completions.py: rows of test images, their top halves (bottom hidden), and a
     completion per seed that keeps each image's top half; a coarse model is shown in 8-bit."""

@@ -102,6 +102,11 @@ class TrainConfig:
         "help": "class-conditional models: draw each epoch's images with every class equally "
                 "likely (with replacement) instead of each image once, so that small classes "
                 "(e.g. emoji Smileys, 3%%) are seen as often as large ones"})
+    balance_power: float = field(default=1.0, metadata={
+        "help": "with --balance: draw each image with probability proportional to its "
+                "class's count to the power -P, so class k is drawn in proportion to "
+                "count_k^(1-P): 1 draws every class equally often, 0.5 in proportion to the "
+                "square root of its size (a large class seen more than at 1, less than unbalanced)"})
     levels: int = field(default=0, metadata={
         "help": "levels per channel the model draws (0: the dataset's). Fewer than an 8-bit "
                 "dataset's 256 quantize its images into equal bins: our choice for colour "
@@ -148,6 +153,11 @@ class TrainConfig:
             raise ValueError(f"--ema must be in [0, 1) (0: off), got {self.ema}")
         if self.balance and not self.classes and not self.init_from:   # (it may give classes)
             raise ValueError("--balance draws classes equally often: it needs --classes")
+        if not 0 < self.balance_power <= 1:
+            raise ValueError(f"--balance-power must be in (0, 1] (1: every class equally "
+                             f"often), got {self.balance_power}")
+        if self.balance_power != 1 and not self.balance:
+            raise ValueError("--balance-power sets how --balance draws the classes: add --balance")
         if self.twemoji and self.dataset != "emoji":
             raise ValueError(f"--twemoji adds emoji images: it needs --dataset emoji, "
                              f"not {self.dataset}")
@@ -529,7 +539,8 @@ def epoch_batches(sampler: DistributedSampler, data: Data, cfg: TrainConfig, epo
         # the same draw in every process (seeded by the epoch), which then takes its share
         counts = torch.bincount(data.train_y).float()
         g = torch.Generator().manual_seed(cfg.seed * 7_919 + epoch)
-        draw = torch.multinomial(1.0 / counts[data.train_y], len(sampler) * sampler.num_replicas,
+        weight = counts[data.train_y] ** -cfg.balance_power
+        draw = torch.multinomial(weight, len(sampler) * sampler.num_replicas,
                                  replacement=True, generator=g)
         idx = draw[sampler.rank::sampler.num_replicas][:steps * local_batch]
     x = data.train
