@@ -101,7 +101,7 @@ class TrainConfig:
     balance: bool = field(default=False, metadata={
         "help": "class-conditional models: draw each epoch's images with every class equally "
                 "likely (with replacement) instead of each image once, so that small classes "
-                "(e.g. emoji Smileys, 3%%) are seen as often as large ones"})
+                "(e.g. emoji Smileys, 3%%) are seen as often as large ones (see --balance-power)"})
     balance_power: float = field(default=1.0, metadata={
         "help": "with --balance: draw each image with probability proportional to its "
                 "class's count to the power -P, so class k is drawn in proportion to "
